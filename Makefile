@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
+
+.PHONY: run test lint typecheck pytest bench bench-quick demo-embed lock install browser clean
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || { command -v $(PYTHON) >/dev/null || PYTHON=python3; $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
+	$(PY) -m pip install --disable-pip-version-check -q --require-hashes -r requirements.lock
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@exec $(PY) -m config.serve
+
+# Debian's Chromium for the browser tests (the machine cannot download browser builds).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium with apt"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium: the browser tests need /usr/bin/chromium"; exit 1; }; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy realtime
+
+pytest: $(STAMP) browser
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
+
+demo-embed: $(STAMP)
+	$(PY) -m examples.embed_host
+
+# Re-pin after editing pyproject.toml (needs `pip install uv` once).
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,133 @@
+"""`make run`: Redis (embedded unless REDIS_URL is set), migrations and demo data under a
+lock, then the ASGI server and the archiver, all stopped together on Ctrl-C or SIGTERM.
+
+Several of these with one REDIS_URL and DATABASE_URL and distinct PORTs form a cluster.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def server_command(server: str, host: str, port: int) -> list[str]:
+    """The exact command line that serves `config.asgi:application` (bench/README.md shows it)."""
+    if server == "uvicorn":
+        return [
+            PY, "-m", "uvicorn", "config.asgi:application",
+            "--host", host, "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+            "--ws-max-size", str(1024 * 1024),
+            "--ws-ping-interval", os.environ.get("RT_WS_PING_INTERVAL", "20"),
+            "--ws-ping-timeout", os.environ.get("RT_WS_PING_TIMEOUT", "20"),
+            "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
+        ]
+    if server == "daphne":
+        return [PY, "-m", "daphne", "-b", host, "-p", str(port), "--ping-interval", "20", "--ping-timeout", "30", "config.asgi:application"]
+    raise SystemExit(f"SERVER={server!r}: use uvicorn or daphne")
+
+
+def _say(text: str) -> None:
+    print(f"[run] {text}", flush=True)
+
+
+def _lock(path: Path, blocking: bool) -> IO[str] | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def main() -> int:
+    os.chdir(BASE_DIR)
+    data_dir = Path(os.environ.get("RT_DATA_DIR", BASE_DIR / "var")).resolve()
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
+    host = env.get("HOST", "127.0.0.1")
+    port = int(env.get("PORT", "8000"))
+    server = env.get("SERVER", "uvicorn")
+
+    from config.embedded_redis import EmbeddedRedis
+
+    redis: EmbeddedRedis | None = None
+    if not env.get("REDIS_URL"):
+        redis_dir = data_dir / "redis"
+        owner = _lock(redis_dir / "owner.lock", blocking=False)
+        if owner is None:
+            env["REDIS_URL"] = (redis_dir / "url").read_text().strip()
+            _say(f"using the embedded Redis another `make run` started: {env['REDIS_URL']}")
+        else:
+            redis = EmbeddedRedis(redis_dir)
+            redis.start()
+            (redis_dir / "url").write_text(redis.url)
+            env["REDIS_URL"] = redis.url
+            _say(f"embedded Redis {redis.url} (pid {redis.process.pid if redis.process else '?'}), data in {redis_dir}")
+    children: list[subprocess.Popen[bytes]] = []
+
+    def shutdown(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shutdown)
+    code = 0
+    try:
+        setup = _lock(data_dir / "setup.lock", blocking=True)
+        try:
+            subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True)
+            subprocess.run([PY, "manage.py", "seed_demo"], env=env, check=True)
+        finally:
+            assert setup is not None
+            setup.close()
+        children.append(subprocess.Popen(server_command(server, host, port), env=env))
+        if env.get("RT_ARCHIVER", "1") != "0" and (BASE_DIR / "realtime/management/commands/run_archiver.py").exists():
+            children.append(subprocess.Popen([PY, "manage.py", "run_archiver"], env=env))
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+        _say(f"{server} serving on http://{shown}:{port}/  (Ctrl-C stops everything)")
+        _say(f"  chat:    http://{shown}:{port}/rooms/lobby/")
+        _say(f"  scores:  http://{shown}:{port}/live/demo/")
+        _say(f"  admin:   http://{shown}:{port}/admin/")
+        _say(f"  health:  http://{shown}:{port}/healthz   metrics: http://{shown}:{port}/metrics")
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    _say(f"{child.args[2] if len(child.args) > 2 else child.args} exited with {child.returncode}; stopping")
+                    code = child.returncode or 1
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except subprocess.CalledProcessError as exc:
+        _say(f"setup failed: {exc}")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if redis is not None:
+            redis.stop()
+            _say("embedded Redis stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

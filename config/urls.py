@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from realtime import health
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("metrics", health.metrics_view),
+    path("admin/", admin.site.urls),
+    path("", include("chat.urls")),
+]

@@ -1,0 +1,261 @@
+"""StreamConsumer: one WebSocket, many streams (PROTOCOL.md "WebSocket: GET /ws/").
+
+Thin by design: decode a frame, check rights, call the hub or `apublish`, encode the
+reply. Ordering and gap fill live in the hub; the socket's writes go through an
+`Outbox`. The consumer holds no channel-layer channel of its own: the hub's one channel
+per process carries every stream (DESIGN.md "The hot path", step 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import AsyncConsumer, get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from django.conf import settings
+
+from . import metrics, runtime
+from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
+from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
+from .hub import StreamHub, Subscription
+from .names import parse_stream
+from .ordering import Start, plan_since
+from .outbox import Outbox
+from .protocol import (
+    PONG,
+    CloseCode,
+    Ping,
+    Publish,
+    Subscribe,
+    Unsubscribe,
+    ack_frame,
+    decode_client_frame,
+    echo_fields,
+    error_frame,
+    subscribed_frame,
+    unsubscribed_frame,
+)
+from .publishing import apublish
+from .ratelimit import TokenBucket
+
+log = logging.getLogger("realtime.ws")
+
+
+async def authenticate(scope: dict[str, Any]) -> Principal:
+    """Token from the query string, else the session cookie from an acceptable Origin."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if "token" in query:
+        return verify_token(query["token"][0])
+    headers = dict(scope.get("headers", []))
+    cookie = headers.get(b"cookie")
+    if not cookie:
+        return ANONYMOUS
+    if not origin_allowed(headers.get(b"origin", b"").decode("latin-1")):
+        return ANONYMOUS  # a session cookie from a foreign page is not a credential
+    from django.http.cookie import parse_cookie
+
+    session_key = parse_cookie(cookie.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return ANONYMOUS
+    principal: Principal = await _session_principal(session_key)
+    return principal
+
+
+@database_sync_to_async
+def _session_principal(session_key: str) -> Principal:
+    from importlib import import_module
+
+    from django.contrib.auth import get_user
+
+    class _Request:
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+    return from_user(get_user(_Request()))  # type: ignore[arg-type]
+
+
+class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
+    # No channel-layer channel per socket: an alias that is not configured makes
+    # Channels skip new_channel() and its receive task (the hub has the only one).
+    channel_layer_alias = "realtime.no-layer"
+
+    who: Principal
+    outbox: Outbox
+    hub: StreamHub | None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels 4.2+ hops to a thread for aclose_old_connections() on every event;
+        # this consumer touches no database on its path, so it skips that hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.subs: dict[str, Subscription] = {}
+        self.hub = None
+        self.connected = False
+        try:
+            self.who = await authenticate(self.scope)
+        except Unauthorized as exc:
+            # Accept, say why, then close: a browser cannot read a refused handshake.
+            await self.send({"type": "websocket.accept"})
+            await self.send({"type": "websocket.send", "text": error_frame(exc)})
+            await self.send({"type": "websocket.close", "code": CloseCode.BAD_TOKEN})
+            metrics.ERRORS.labels(exc.code).inc()
+            log.info("connection refused: %s", exc)
+            return
+        await self.send({"type": "websocket.accept"})
+        self.connected = True
+        self.rt = runtime.current()
+        self.outbox = Outbox(self.base_send, settings.RT_OUTBOX_BYTES, self._too_slow)
+        self.publish_bucket = TokenBucket(settings.RT_PUBLISH_RATE, settings.RT_PUBLISH_BURST)
+        limit = settings.RT_BAD_FRAME_LIMIT
+        self.abuse_bucket = TokenBucket(limit / 10.0, limit)
+        metrics.CONNECTIONS.inc()
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self.connected:
+            self.connected = False
+            metrics.CONNECTIONS.dec()
+            subs, self.subs = list(self.subs.values()), {}
+            metrics.SUBSCRIPTIONS.dec(len(subs))
+            if self.hub is not None:
+                for sub in subs:
+                    await self.hub.detach(sub)
+        raise StopConsumer()
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if not self.connected or self.outbox.closed:
+            return
+        text = message.get("text")
+        if text is None:
+            await self.close(CloseCode.UNSUPPORTED_DATA)
+            return
+        limit = settings.RT_MAX_FRAME
+        if len(text) > limit // 4 and len(text.encode()) > limit:
+            if len(text.encode()) > 4 * limit:
+                await self.close(CloseCode.ABUSE)
+                return
+            self.fail(TooLarge(f"frame over {limit} bytes"), **echo_fields(text[:4096] + "}"))
+            return
+        try:
+            frame = decode_client_frame(text)
+        except RealtimeError as exc:
+            self.fail(exc, **echo_fields(text))
+            return
+        try:
+            if isinstance(frame, Publish):
+                await self.on_publish(frame)
+            elif isinstance(frame, Subscribe):
+                await self.on_subscribe(frame)
+            elif isinstance(frame, Unsubscribe):
+                await self.on_unsubscribe(frame)
+            elif isinstance(frame, Ping):
+                self.outbox.push(PONG)
+        except RealtimeError as exc:
+            self.fail(exc, id=getattr(frame, "id", None), stream=getattr(frame, "stream", None))
+
+    def fail(self, exc: RealtimeError, id: str | None = None, stream: str | None = None) -> None:
+        """Answer a bad request with an `error` frame; a flood of them closes with 4508."""
+        metrics.ERRORS.labels(exc.code).inc()
+        self.outbox.push(error_frame(exc, id=id, stream=stream))
+        if self.abuse_bucket.take() > 0:
+            log.info("closing a connection for abuse (too many bad frames)")
+            asyncio.get_running_loop().create_task(self.close(CloseCode.ABUSE))
+
+    async def close(self, code: int) -> None:
+        try:
+            await asyncio.wait_for(self.send({"type": "websocket.close", "code": code}), 5.0)
+        except Exception:
+            pass
+
+    def _too_slow(self) -> None:
+        metrics.SLOW_CLOSED.inc()
+        log.info("closing a connection that fell behind (%d bytes queued)", settings.RT_OUTBOX_BYTES)
+        asyncio.get_running_loop().create_task(self.close(CloseCode.TOO_SLOW))
+
+    async def _hub(self) -> StreamHub:
+        if self.hub is None:
+            try:
+                self.hub = await self.rt.hub()
+            except RealtimeError:
+                raise
+            except Exception as exc:
+                from .errors import Unavailable
+
+                raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+        return self.hub
+
+    # --- frames ---------------------------------------------------------------------------
+
+    async def on_publish(self, frame: Publish) -> None:
+        name = parse_stream(frame.stream)
+        if not can_publish(self.who, name):
+            raise Forbidden(f"you may not publish to {name.full}")
+        wait = self.publish_bucket.take()
+        if wait > 0:
+            raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} publishes per second", retry_after=round(wait, 3))
+        done = await apublish(name.full, frame.data, self.who.sender, frame.id)
+        self.outbox.push(ack_frame(frame.id, done.stream, done.seq, done.epoch))
+
+    async def on_subscribe(self, frame: Subscribe) -> None:
+        name = parse_stream(frame.stream)
+        if frame.history is not None and frame.since is not None:
+            raise BadRequest("use either 'history' or 'since', not both")
+        if name.full in self.subs:
+            raise BadRequest(f"already subscribed to {name.full}")
+        if len(self.subs) >= settings.RT_MAX_STREAMS:
+            raise BadRequest(f"at most {settings.RT_MAX_STREAMS} streams per connection")
+        if not can_subscribe(self.who, name):
+            raise Forbidden(f"you may not subscribe to {name.full}")
+        hub = await self._hub()
+        sub = Subscription(name.full, self.outbox.push)
+        self.subs[name.full] = sub
+        try:
+            # Register first, then read the backlog, then go live: a message published
+            # meanwhile is either in what we read or reaches the hub after registration.
+            state = await hub.attach(sub)
+            try:
+                backlog = self.rt.backlog
+                history = min(frame.history or 0, settings.RT_HISTORY_CAP)
+                if frame.since is not None:
+                    got = await backlog.read(name.full, first=frame.since.seq + 1)
+                    start, epoch = plan_since(frame.since, got), got.epoch
+                elif history > 0:
+                    got = await backlog.read(name.full, first=1, most=history)
+                    start, epoch = Start(True, got.frames, got.latest), got.epoch
+                else:
+                    start, epoch = Start(True, [], state.last), state.epoch
+                more, hole = await hub.catch_up_subscriber(state, sub, epoch, start.position)
+            except BaseException:
+                await hub.detach(sub)
+                raise
+        except BaseException:
+            self.subs.pop(name.full, None)
+            raise
+        # From here to `live = True` nothing awaits, so the hub cannot pass a frame between.
+        push = self.outbox.push
+        push(subscribed_frame(name.full, epoch, start.position, start.recovered))
+        for text in start.frames:
+            push(text)
+        for text in more:
+            push(text)
+        if hole:
+            push(subscribed_frame(name.full, state.epoch, state.last, False))
+        sub.live = True
+        metrics.SUBSCRIPTIONS.inc()
+        metrics.REPLAYED.inc(len(start.frames) + len(more))
+        if not start.recovered or hole:
+            metrics.RECOVERIES_REFUSED.inc()
+
+    async def on_unsubscribe(self, frame: Unsubscribe) -> None:
+        name = parse_stream(frame.stream)
+        sub = self.subs.pop(name.full, None)
+        if sub is not None and self.hub is not None:
+            metrics.SUBSCRIPTIONS.dec()
+            await self.hub.detach(sub)
+        self.outbox.push(unsubscribed_frame(name.full))

@@ -1,0 +1,39 @@
+-- Append one message to a stream's backlog (DESIGN.md "The hot path", step 1).
+-- KEYS[1] meta hash (epoch, seq)   KEYS[2] backlog list, newest first
+-- KEYS[3] idempotency key, or ""    KEYS[4] archive queue, or ""
+-- ARGV[1] new epoch, used only when the stream has none
+-- ARGV[2] frame head: '{"type":"message","stream":"S","seq":'
+-- ARGV[3] frame tail: '"ts":MS,"data":...,"sender":...}'
+-- ARGV[4] backlog size   ARGV[5] backlog TTL (s)   ARGV[6] idempotency TTL (s)
+-- ARGV[7] stream name (for the archive queue entry)
+-- Returns {seq, epoch, duplicate (0|1)}. Either everything is written or nothing is.
+local meta, log, idem, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local epoch = redis.call('HGET', meta, 'epoch')
+if idem ~= '' then
+  local seen = redis.call('GET', idem)
+  if seen then
+    local sep = string.find(seen, '|', 1, true)
+    local seen_epoch = string.sub(seen, sep + 1)
+    if seen_epoch == epoch then
+      return {tonumber(string.sub(seen, 1, sep - 1)), seen_epoch, 1}
+    end
+  end
+end
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', meta, 'epoch', epoch)
+end
+local seq = redis.call('HINCRBY', meta, 'seq', 1)
+local frame = ARGV[2] .. seq .. ',"epoch":"' .. epoch .. '",' .. ARGV[3]
+redis.call('LPUSH', log, frame)
+redis.call('LTRIM', log, 0, tonumber(ARGV[4]) - 1)
+redis.call('EXPIRE', log, ARGV[5])
+redis.call('EXPIRE', meta, ARGV[5])
+if idem ~= '' then
+  redis.call('SET', idem, seq .. '|' .. epoch, 'EX', ARGV[6])
+end
+if archive ~= '' then
+  redis.call('LPUSH', archive, ARGV[7] .. '\n' .. frame)
+end
+return {seq, epoch, 0}

@@ -1,0 +1,77 @@
+"""Stream names: validation, channel-layer group names and Redis keys (PROTOCOL.md "Streams").
+
+A name is `KIND:NAME`. Every Redis key of a stream carries its bucket's hash tag
+(`{prefix:7}`, DESIGN.md "Redis keys") so that one Lua script only touches keys of one
+Redis Cluster slot. The bucket count must never change once data exists.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import BadRequest
+
+KINDS = ("room", "live", "user")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamName:
+    """A validated stream name, split into its kind and its name."""
+
+    kind: str
+    name: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def group(self) -> str:
+        """The channel-layer group: the layer accepts only `[A-Za-z0-9_.-]`, so no colon."""
+        return f"s.{self.kind}.{self.name}"
+
+
+@lru_cache(maxsize=65536)
+def parse_stream(value: object) -> StreamName:
+    """Validate `value` as a stream name or raise BadRequest."""
+    if not isinstance(value, str):
+        raise BadRequest("stream must be a string like 'room:lobby'")
+    kind, sep, name = value.partition(":")
+    if not sep or kind not in KINDS:
+        raise BadRequest(f"stream kind must be one of {', '.join(KINDS)}: {value[:80]!r}")
+    if not _NAME_RE.fullmatch(name):
+        raise BadRequest(f"stream name must match [A-Za-z0-9_.-]{{1,64}}: {value[:80]!r}")
+    return StreamName(kind, name)
+
+
+def bucket_of(stream: str, buckets: int) -> int:
+    """The stream's bucket: stable across processes and Python versions (CRC-32)."""
+    return zlib.crc32(stream.encode()) % buckets
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKeys:
+    """The Redis keys of one stream, all sharing the bucket's hash tag."""
+
+    meta: str  # hash: epoch, seq (the counter)
+    log: str  # list: encoded `message` frames, newest first, capped
+    idem: str  # prefix of the idempotency keys: idem + sender + ":" + id
+    archive: str  # the bucket's archive queue
+
+
+def stream_keys(prefix: str, stream: str, buckets: int) -> StreamKeys:
+    tag = "{%s:%d}" % (prefix, bucket_of(stream, buckets))
+    return StreamKeys(
+        meta=f"{tag}:meta:{stream}",
+        log=f"{tag}:log:{stream}",
+        idem=f"{tag}:idem:{stream}:",
+        archive=f"{tag}:archive",
+    )
+
+
+def archive_queue(prefix: str, bucket: int) -> str:
+    return "{%s:%d}:archive" % (prefix, bucket)

@@ -1,0 +1,111 @@
+"""Hand frames to one socket in order, without a task per frame (DESIGN.md "Known traps").
+
+Under uvicorn, `send` completes without suspending while the socket is writable, so
+`push` steps the send coroutine once by hand (Python 3.11 has no eager tasks). Only when
+it suspends does the connection get a writer task and a bounded queue; past the bound
+the connection is handed to `on_overflow` (closed with a 4000-range code) and its queue
+is dropped, so a client that stops reading can neither delay others nor grow memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _Resume:
+    """Awaits the rest of a coroutine that was already stepped once and yielded `first`."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, pending = self._coro, self._first
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:  # cancellation or a failed future: pass it in
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = coro.send(value)
+                except StopIteration:
+                    return
+
+
+class Outbox:
+    """The ordered frame queue of one connection; `push` never blocks."""
+
+    __slots__ = ("_send", "_queue", "_queued", "_limit", "_writer", "_on_overflow", "closed")
+
+    def __init__(self, send: SendFn, limit_bytes: int, on_overflow: Callable[[], None]) -> None:
+        self._send = send
+        self._queue: deque[str] = deque()
+        self._queued = 0
+        self._limit = limit_bytes
+        self._writer: asyncio.Task[None] | None = None
+        self._on_overflow = on_overflow
+        self.closed = False
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def push(self, text: str) -> None:
+        if self.closed:
+            return
+        if self._writer is not None:
+            self._queue.append(text)
+            self._queued += len(text)
+            if self._queued > self._limit:
+                self.overflow()
+            return
+        coro = self._send({"type": "websocket.send", "text": text})
+        try:
+            first = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        except Exception:
+            self.closed = True
+            return
+        self._writer = asyncio.get_running_loop().create_task(self._drain(coro, first))  # type: ignore[arg-type]
+
+    async def _drain(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        try:
+            await _Resume(coro, first)
+            while self._queue and not self.closed:
+                text = self._queue.popleft()
+                self._queued -= len(text)
+                await self._send({"type": "websocket.send", "text": text})
+        except Exception:
+            self.closed = True
+        finally:
+            self._writer = None
+
+    def overflow(self) -> None:
+        """Drop what is queued and let the owner close the socket."""
+        self.closed = True
+        self._queue.clear()
+        self._queued = 0
+        if self._writer is not None:
+            self._writer.cancel()
+        self._on_overflow()
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until what is queued has been handed to the socket."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                pass

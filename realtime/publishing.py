@@ -1,0 +1,126 @@
+"""`publish(stream, data, sender)`: the one way in, for consumers, views, commands and jobs.
+
+Guarantee: when it returns, the message is in the stream's backlog with its seq (an `ack`
+may be sent); fan-out to other processes is then attempted once over the channel layer
+(pub/sub: at most once). A lost fan-out is repaired by the hubs' hole fill and position
+check, never by publishing again. A repeated (sender, id) returns the first seq and is not
+fanned out again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from django.conf import settings
+
+from . import metrics, runtime
+from .errors import TooLarge
+from .names import parse_stream
+from .protocol import encode_json
+
+log = logging.getLogger("realtime.publish")
+T = TypeVar("T")
+
+#: Stream kinds whose messages are also queued for the database archive.
+ARCHIVED_KINDS = frozenset({"room", "user"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who publishes: `public` goes into the frame, `key` scopes idempotency ids."""
+
+    key: str
+    id: str | None = None
+    name: str | None = None
+
+    @property
+    def public(self) -> dict[str, str] | None:
+        if self.id is None:
+            return None
+        return {"id": self.id, "name": self.name or ""}
+
+
+SERVER = Sender(key="server")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    stream: str
+    epoch: str
+    seq: int
+    duplicate: bool
+
+
+def message_tail(data: Any, sender: Sender, ts_ms: int) -> str:
+    """Everything of a `message` frame after its epoch, encoded once."""
+    raw = data if isinstance(data, msgspec.Raw) else msgspec.Raw(encode_json(data))
+    body = encode_json({"ts": ts_ms, "data": raw, "sender": sender.public})
+    if len(body) > settings.RT_MAX_FRAME:
+        raise TooLarge(f"message over {settings.RT_MAX_FRAME} bytes")
+    return body[1:].decode()
+
+
+async def apublish(stream: str, data: Any, sender: Sender | None = None, id: str | None = None) -> Published:
+    """Store `data` on `stream` and fan it out; raise BadRequest, TooLarge or Unavailable.
+
+    Rights are the caller's business (consumers and the API check them first).
+    """
+    name = parse_stream(stream)
+    sender = sender or SERVER
+    started = time.perf_counter()
+    tail = message_tail(data, sender, int(time.time() * 1000))
+    rt = runtime.current()
+    stored = await rt.backlog.append(
+        name.full, tail, sender_key=sender.key, client_id=id, archive=name.kind in ARCHIVED_KINDS
+    )
+    if not stored.duplicate:
+        try:
+            await rt.layer.group_send(
+                name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
+            )
+        except Exception as exc:  # stored already: the hubs' position check delivers it
+            log.warning("fan-out of %s seq %d failed (%s); position checks will deliver it", name.full, stored.seq, exc)
+        metrics.PUBLISHED.labels(name.kind).inc()
+    metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
+    return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
+
+
+class _LoopThread:
+    """One event loop in a daemon thread for sync callers: its Redis connections and
+    channel-layer connection are reused across calls, instead of a new loop per call."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError("publish() called from async code: use `await apublish(...)`")
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="realtime-publish", daemon=True).start()
+                self._loop = loop
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+
+_bridge = _LoopThread()
+
+
+def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None = None) -> Published:
+    """Sync twin of `apublish`, for views, management commands and background jobs."""
+    return _bridge.run(apublish(stream, data, sender, id))

@@ -1,0 +1,32 @@
+"""The served app answers health checks and WebSocket frames under both servers."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.wsclient import Client
+
+
+async def test_healthz_and_ping(server) -> None:
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(server.http + "/healthz")).status_code == 200
+        assert (await http.get(server.http + "/readyz")).status_code == 200
+    client = await Client.connect(server.ws)
+    assert await client.request({"type": "ping"}) == {"type": "pong"}
+    await client.close()
+
+
+async def test_publish_and_receive_across_processes(start_server) -> None:
+    a, b = start_server("uvicorn"), start_server("uvicorn")
+    sub = await Client.connect(b.ws)
+    first = await sub.subscribe("live:smoke")
+    assert first["recovered"] is True and first["seq"] == 0
+    from tests.tokens import mint
+
+    pub = await Client.connect(a.ws + "?token=" + mint(pubs=["live:*"]))
+    ack = await pub.request({"type": "publish", "stream": "live:smoke", "data": {"score": [1, 0]}, "id": "m1"})
+    assert ack["type"] == "ack" and ack["seq"] == 1 and ack["epoch"] == first["epoch"]
+    [msg] = await sub.messages("live:smoke", 1)
+    assert msg["data"] == {"score": [1, 0]} and msg["seq"] == 1 and msg["sender"] is None
+    await sub.close()
+    await pub.close()
