@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from config.embedded_redis import _die_with_parent
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -89,9 +91,9 @@ def main() -> int:
         finally:
             assert setup is not None
             setup.close()
-        children.append(subprocess.Popen(server_command(server, host, port), env=env))
+        children.append(subprocess.Popen(server_command(server, host, port), env=env, preexec_fn=_die_with_parent))
         if env.get("RT_ARCHIVER", "1") != "0" and (BASE_DIR / "realtime/management/commands/run_archiver.py").exists():
-            children.append(subprocess.Popen([PY, "manage.py", "run_archiver"], env=env))
+            children.append(subprocess.Popen([PY, "manage.py", "run_archiver"], env=env, preexec_fn=_die_with_parent))
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         _say(f"{server} serving on http://{shown}:{port}/  (Ctrl-C stops everything)")
         _say(f"  chat:    http://{shown}:{port}/rooms/lobby/")

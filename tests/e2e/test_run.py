@@ -1,0 +1,124 @@
+"""`make run` (config.serve): serves, answers a WebSocket ping, stops without orphans,
+finds its data again, and several processes on one REDIS_URL form a cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from config.embedded_redis import EmbeddedRedis, free_port
+from tests.wsclient import Client
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def start_run(data_dir: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX")}
+    full_env.update(RT_DATA_DIR=str(data_dir), PORT=str(port), RT_ARCHIVER="0", LOG_LEVEL="WARNING", **env)
+    proc = subprocess.Popen([sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=full_env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"make run exited with {proc.returncode}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("make run did not serve /healthz")
+
+
+def descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def gone(processes: list[psutil.Process], timeout: float = 15) -> bool:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return not alive
+
+
+async def ping(port: int) -> dict[str, object]:
+    client = await Client.connect(f"ws://127.0.0.1:{port}/ws/")
+    try:
+        return await client.request({"type": "ping"})
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_run_serves_and_stops_without_orphans(tmp_path: Path, sig: int) -> None:
+    port = free_port()
+    proc = start_run(tmp_path, port)
+    kids = descendants(proc)
+    names = {p.name() for p in kids}
+    assert any("redis-server" in n for n in names), names
+    assert await ping(port) == {"type": "pong"}
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    proc.send_signal(sig)
+    assert proc.wait(30) == 0
+    assert gone(kids), [p for p in kids if p.is_running()]
+
+
+async def test_run_finds_its_data_after_a_crash(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_run(tmp_path, port)
+    seed = subprocess.run(
+        [sys.executable, "manage.py", "publish", "room:persist", '{"text": "kept"}'],
+        cwd=BASE_DIR, env={**os.environ, "RT_DATA_DIR": str(tmp_path)}, capture_output=True, text=True,
+    ) if (BASE_DIR / "realtime/management/commands/publish.py").exists() else None
+    client = await Client.connect(f"ws://127.0.0.1:{port}/ws/")
+    first = await client.subscribe("room:persist")
+    await client.close()
+    kids = descendants(proc)
+    proc.kill()  # no cleanup at all: the children follow their parent (PR_SET_PDEATHSIG)
+    proc.wait()
+    assert gone(kids)
+    proc = start_run(tmp_path, port)
+    client = await Client.connect(f"ws://127.0.0.1:{port}/ws/")
+    again = await client.subscribe("room:persist")
+    await client.close()
+    assert again["epoch"] == first["epoch"]
+    if seed is not None:
+        assert seed.returncode == 0, seed.stderr
+        assert again["seq"] == first["seq"] >= 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+async def test_two_runs_on_one_redis_form_a_cluster(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    ports = [free_port(), free_port()]
+    env = {"REDIS_URL": redis_server.url, "RT_KEY_PREFIX": "cluster" + str(ports[0])}
+    procs = [start_run(tmp_path, port, **env) for port in ports]
+    try:
+        assert not any("redis-server" in p.name() for proc in procs for p in descendants(proc))
+        sub = await Client.connect(f"ws://127.0.0.1:{ports[1]}/ws/")
+        await sub.subscribe("room:both")
+        import jwt
+
+        from tests.tokens import mint
+
+        secret = (tmp_path / "rt_token_secret.secret").read_text().strip()
+        token = mint(secret=secret, sub="7", name="seven")
+        assert jwt.decode(token, secret, algorithms=["HS256"])["sub"] == "7"
+        pub = await Client.connect(f"ws://127.0.0.1:{ports[0]}/ws/?token={token}")
+        ack = await pub.request({"type": "publish", "stream": "room:both", "data": {"text": "hi"}, "id": "x"})
+        assert ack["type"] == "ack", ack
+        [msg] = await sub.messages("room:both", 1)
+        assert msg["data"] == {"text": "hi"} and msg["sender"] == {"id": "7", "name": "seven"}
+        await sub.close()
+        await pub.close()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(30) == 0
