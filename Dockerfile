@@ -1,0 +1,10 @@
+# The same install as `make`: the pinned, hashed lock file.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements.lock pyproject.toml ./
+RUN python -m pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY . .
+ENV HOST=0.0.0.0 PORT=8000 RT_DATA_DIR=/data
+EXPOSE 8000
+CMD ["python", "-m", "config.serve"]
