@@ -214,6 +214,7 @@ RT_PUBLISH_BURST = _env_int("RT_PUBLISH_BURST", 40, minimum=1)
 RT_MAX_FRAME = _env_int("RT_MAX_FRAME", 64 * 1024, minimum=1024)
 RT_OUTBOX_BYTES = _env_int("RT_OUTBOX_BYTES", 4 * 1024 * 1024, minimum=1024)
 RT_POSITION_CHECK = _env_float("RT_POSITION_CHECK", 5.0, minimum=0.05)
+RT_PRESENCE_TTL = _env_float("RT_PRESENCE_TTL", 30.0, minimum=0.1)
 RT_BAD_FRAME_LIMIT = _env_int("RT_BAD_FRAME_LIMIT", 50, minimum=1)
 RT_BUCKETS = _env_int("RT_BUCKETS", 16, minimum=1)
 RT_IDEMPOTENCY_TTL = 600

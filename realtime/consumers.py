@@ -25,16 +25,20 @@ from .hub import StreamHub, Subscription
 from .names import parse_stream
 from .ordering import Start, plan_since
 from .outbox import Outbox
+from .presence import PRESENCE_KINDS, Presence, typing_frame
 from .protocol import (
     PONG,
     CloseCode,
     Ping,
+    PresenceQuery,
     Publish,
     Subscribe,
+    Typing,
     Unsubscribe,
     ack_frame,
     decode_client_frame,
     echo_fields,
+    encode,
     error_frame,
     subscribed_frame,
     unsubscribed_frame,
@@ -115,6 +119,8 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         self.publish_bucket = TokenBucket(settings.RT_PUBLISH_RATE, settings.RT_PUBLISH_BURST)
         limit = settings.RT_BAD_FRAME_LIMIT
         self.abuse_bucket = TokenBucket(limit / 10.0, limit)
+        self.typing_bucket = TokenBucket(2.0, 4)
+        self.conn_id = Presence.new_connection_id()
         metrics.CONNECTIONS.inc()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -126,6 +132,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             if self.hub is not None:
                 for sub in subs:
                     await self.hub.detach(sub)
+                    await self._leave(sub.stream)
         raise StopConsumer()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
@@ -156,6 +163,10 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
                 await self.on_unsubscribe(frame)
             elif isinstance(frame, Ping):
                 self.outbox.push(PONG)
+            elif isinstance(frame, PresenceQuery):
+                await self.on_presence(frame)
+            elif isinstance(frame, Typing):
+                await self.on_typing(frame)
         except RealtimeError as exc:
             self.fail(exc, id=getattr(frame, "id", None), stream=getattr(frame, "stream", None))
 
@@ -248,6 +259,11 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             push(subscribed_frame(name.full, state.epoch, state.last, False))
         sub.live = True
         metrics.SUBSCRIPTIONS.inc()
+        if name.kind in PRESENCE_KINDS and self.who.signed_in:
+            try:
+                await hub.presence.join(name.full, self._user(), self.conn_id)
+            except RealtimeError as exc:
+                log.info("presence join of %s failed: %s", name.full, exc)
         metrics.REPLAYED.inc(len(start.frames) + len(more))
         if not start.recovered or hole:
             metrics.RECOVERIES_REFUSED.inc()
@@ -258,4 +274,35 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         if sub is not None and self.hub is not None:
             metrics.SUBSCRIPTIONS.dec()
             await self.hub.detach(sub)
+            await self._leave(name.full)
         self.outbox.push(unsubscribed_frame(name.full))
+
+    # --- presence and typing (extensions: docs/protocol-extensions.md) -----------------------
+
+    def _user(self) -> dict[str, str]:
+        return {"id": self.who.user_id or "", "name": self.who.name or ""}
+
+    async def _leave(self, stream: str) -> None:
+        if self.hub is not None and self.who.signed_in and parse_stream(stream).kind in PRESENCE_KINDS:
+            await self.hub.presence.leave(stream, self._user(), self.conn_id)
+
+    def _presence_stream(self, stream: str) -> str:
+        name = parse_stream(stream)
+        if name.kind not in PRESENCE_KINDS:
+            raise BadRequest(f"presence is kept for {', '.join(sorted(PRESENCE_KINDS))} streams only")
+        if name.full not in self.subs:
+            raise BadRequest(f"subscribe to {name.full} first")
+        return name.full
+
+    async def on_presence(self, frame: PresenceQuery) -> None:
+        stream = self._presence_stream(frame.stream)
+        members = await (await self._hub()).presence.members(stream)
+        self.outbox.push(encode({"type": "presence", "stream": stream, "members": members}))
+
+    async def on_typing(self, frame: Typing) -> None:
+        stream = self._presence_stream(frame.stream)
+        if not self.who.signed_in:
+            raise Forbidden("sign in to type")
+        if self.typing_bucket.take() > 0:
+            return  # typing is best effort: excess signals are dropped, not refused
+        await (await self._hub()).presence.announce(stream, typing_frame(stream, self._user()))

@@ -32,6 +32,7 @@ from .backlog import Backlog, Range
 from .errors import RealtimeError, Unavailable
 from .names import parse_stream
 from .ordering import Arrival, classify, plan_fill
+from .presence import Presence
 from .protocol import subscribed_frame
 
 log = logging.getLogger("realtime.hub")
@@ -86,7 +87,7 @@ class StreamState:
 class StreamHub:
     """Owned by one event loop; start() once, stop() on shutdown."""
 
-    def __init__(self, layer: Any, backlog: Backlog, *, check_interval: float) -> None:
+    def __init__(self, layer: Any, backlog: Backlog, *, check_interval: float, presence_ttl: float = 30.0) -> None:
         self.layer = layer
         self.backlog = backlog
         self.check_interval = check_interval
@@ -96,6 +97,9 @@ class StreamHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._redis_ok = True
+        self.presence = Presence(
+            backlog.redis, layer, prefix=backlog.prefix, buckets=backlog.buckets, ttl=max(presence_ttl, 3 * check_interval)
+        )
 
     async def start(self) -> None:
         if self._started:
@@ -167,11 +171,22 @@ class StreamHub:
                 await asyncio.sleep(0.5)
                 continue
             try:
+                if "n" not in message:
+                    self._on_ephemeral(message["s"], message["t"])
+                    continue
                 await self._on_message(message["s"], message["e"], int(message["n"]), message["t"])
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("hub failed on a message; the position check will repair the stream")
+
+    def _on_ephemeral(self, stream: str, text: str) -> None:
+        """Presence and typing: no seq, no ordering, not replayed (at most once)."""
+        state = self.streams.get(stream)
+        if state is not None:
+            for sub in state.members:
+                if sub.live:
+                    sub.push(text)
 
     async def _on_message(self, stream: str, epoch: str, seq: int, text: str) -> None:
         state = self.streams.get(stream)
@@ -247,6 +262,10 @@ class StreamHub:
                 continue  # lost or expired: the next publish starts a new epoch
             if epoch != state.epoch or latest > state.last:
                 await self._catch_up(state, None)
+        try:
+            await self.presence.renew_and_sweep([s.name for s in states])
+        except Exception as exc:
+            log.warning("presence renewal failed: %s", exc)
 
     # --- subscribing --------------------------------------------------------------------
 

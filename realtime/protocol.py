@@ -42,7 +42,19 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type", frozen=True):
     pass
 
 
-ClientFrame = Subscribe | Unsubscribe | Publish | Ping
+class PresenceQuery(msgspec.Struct, tag="presence", tag_field="type", frozen=True):
+    """Extension: who is here on a `room:` stream the connection is subscribed to."""
+
+    stream: str
+
+
+class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
+    """Extension: an ephemeral "is typing" signal, never stored."""
+
+    stream: str
+
+
+ClientFrame = Subscribe | Unsubscribe | Publish | Ping | PresenceQuery | Typing
 
 _decoder = msgspec.json.Decoder(ClientFrame)
 _loose = msgspec.json.Decoder()

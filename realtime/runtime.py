@@ -55,7 +55,9 @@ class Runtime:
         if self._hub is None:
             from .hub import StreamHub
 
-            self._hub = StreamHub(self.layer, self.backlog, check_interval=settings.RT_POSITION_CHECK)
+            self._hub = StreamHub(
+                self.layer, self.backlog, check_interval=settings.RT_POSITION_CHECK, presence_ttl=settings.RT_PRESENCE_TTL
+            )
         await self._hub.start()
         return self._hub
 
