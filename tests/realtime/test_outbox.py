@@ -1,0 +1,69 @@
+"""The Outbox: frames in order, synchronous while the socket is writable, bounded when not."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from realtime.outbox import Outbox
+
+
+class Socket:
+    """A send() that completes at once while writable and waits while not, like uvicorn's."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.writable.wait()
+        self.sent.append(message["text"])
+
+
+async def test_writable_socket_gets_frames_without_a_task() -> None:
+    sock = Socket()
+    box = Outbox(sock.send, 1000, lambda: None)
+    tasks_before = len(asyncio.all_tasks())
+    for i in range(5):
+        box.push(str(i))
+    assert sock.sent == ["0", "1", "2", "3", "4"]  # delivered synchronously, in order
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_blocked_socket_queues_in_order_then_drains() -> None:
+    sock = Socket()
+    sock.writable.clear()
+    box = Outbox(sock.send, 1000, lambda: None)
+    for i in range(5):
+        box.push(f"m{i}")
+    assert sock.sent == [] and box.queued_bytes == 8
+    sock.writable.set()
+    await box.flush(2.0)
+    assert sock.sent == ["m0", "m1", "m2", "m3", "m4"]
+    box.push("m5")
+    assert sock.sent[-1] == "m5"
+
+
+async def test_overflow_drops_the_queue_and_calls_the_owner() -> None:
+    sock = Socket()
+    sock.writable.clear()
+    overflowed: list[bool] = []
+    box = Outbox(sock.send, 10, lambda: overflowed.append(True))
+    for i in range(10):
+        box.push(f"frame{i}")
+    assert overflowed == [True]
+    assert box.closed and box.queued_bytes == 0
+    box.push("after")
+    sock.writable.set()
+    await asyncio.sleep(0.01)
+    assert "after" not in sock.sent
+
+
+async def test_a_failing_send_marks_the_box_closed() -> None:
+    async def broken(message: dict[str, Any]) -> None:
+        raise ConnectionError("gone")
+
+    box = Outbox(broken, 100, lambda: None)
+    box.push("x")
+    assert box.closed
