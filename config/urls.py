@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("metrics", health.metrics_view),
+    path("api/", include("realtime.api_urls")),
     path("admin/", admin.site.urls),
     path("", include("chat.urls")),
 ]
