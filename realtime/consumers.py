@@ -147,7 +147,9 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             if len(text.encode()) > 4 * limit:
                 await self.close(CloseCode.ABUSE)
                 return
-            self.fail(TooLarge(f"frame over {limit} bytes"), **echo_fields(text[:4096] + "}"))
+            # The whole frame (at most 4x the limit) is parsed to echo `id` and `stream`:
+            # a cut-off prefix is not JSON, and the client needs the `id` to match the reply.
+            self.fail(TooLarge(f"frame over {limit} bytes"), **echo_fields(text))
             return
         try:
             frame = decode_client_frame(text)
