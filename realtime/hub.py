@@ -94,6 +94,7 @@ class StreamHub:
         self.streams: dict[str, StreamState] = {}
         self.channel: str | None = None
         self._membership = asyncio.Lock()
+        self._starting = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._redis_ok = True
@@ -102,12 +103,17 @@ class StreamHub:
         )
 
     async def start(self) -> None:
+        """Idempotent; concurrent callers (the first subscribers of a fresh process) all
+        wait for the hub's channel: joining a group without it fails."""
         if self._started:
             return
-        self._started = True
-        self.channel = await self.layer.new_channel(prefix="hub.")
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._check_loop())]
+        async with self._starting:
+            if self._started:
+                return
+            self.channel = await self.layer.new_channel(prefix="hub.")
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._check_loop())]
+            self._started = True
 
     async def stop(self) -> None:
         for task in self._tasks:
