@@ -229,7 +229,7 @@ async def read_messages(
     request: HttpRequest,
     stream: StreamPath,
     since: Annotated[int | None, Query(None, ge=0, le=MAX_SEQ, description="the last seq the client has")] = None,
-    epoch: Annotated[str | None, Query(None, description="the epoch of `since`; both or neither")] = None,
+    epoch: Annotated[str | None, Query(None, description="the epoch of `since`; without it `since` is not recovered")] = None,
     limit: Annotated[int, Query(DEFAULT_LIMIT, ge=1, description="at most this many (capped by the server)")] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """With `since`: up to `limit` messages after it, or `recovered: false` and none when the
@@ -238,10 +238,10 @@ async def read_messages(
     who = await principal_of(request)
     if not can_subscribe(who, name):
         raise Forbidden(f"no right to read {name.full}")
-    if (since is None) != (epoch is None):
-        raise BadRequest("'since' and 'epoch' go together: a position is the pair")
     limit = min(limit, settings.RT_HTTP_LIMIT_CAP)
-    return await _read(name, limit, Since(epoch, since) if since is not None and epoch is not None else None)
+    # A position is the pair: `since` without `epoch` cannot be honoured in full, so it is
+    # answered like a stale epoch (`recovered: false`); `epoch` alone is ignored.
+    return await _read(name, limit, Since(epoch or "", since) if since is not None else None)
 
 
 async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, Any]:
