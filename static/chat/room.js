@@ -113,6 +113,23 @@ function render(msg) {
   if (stick) window.scrollTo(0, document.body.scrollHeight);
 }
 
+/** Say where messages are missing between two shown ones (after a failed recovery). */
+function markGaps() {
+  for (const gap of list.querySelectorAll("li.gap")) gap.remove();
+  let previous = null;
+  for (const li of list.querySelectorAll("li[data-seq]")) {
+    const seq = Number(li.dataset.seq);
+    if (previous !== null && seq > previous + 1) {
+      const gap = document.createElement("li");
+      gap.className = "gap";
+      const missing = seq - previous - 1;
+      gap.textContent = `${missing} message${missing === 1 ? " is" : "s are"} no longer available`;
+      list.insertBefore(gap, li);
+    }
+    previous = seq;
+  }
+}
+
 /** `recovered: false`: the socket cannot fill the gap, so reload recent history over HTTP. */
 async function reloadHistory(info) {
   forgetEpoch(info.epoch);
@@ -123,6 +140,7 @@ async function reloadHistory(info) {
     const body = await response.json();
     if (body.epoch !== epoch) forgetEpoch(body.epoch);
     for (const msg of body.messages) render({ ...msg, stream: config.stream });
+    markGaps();
     showNotice("");
   } catch (err) {
     showNotice("Some earlier messages could not be loaded. Reload the page to see them.");

@@ -235,3 +235,32 @@ def test_sign_up_create_a_room_and_sign_out(start_server, people) -> None:
     assert httpx.get(f"{server.http}/rooms/{room}/").status_code == 200
     assert httpx.get(f"{server.http}/rooms/bad%20name/").status_code == 404
     assert person.errors == []
+
+
+def test_gap_too_old_to_recover_reloads_history_over_http(start_server, people, chat_users) -> None:
+    """Offline longer than the backlog holds: the socket says `recovered: false`, the page
+    reloads what is kept over HTTP and marks the hole instead of hiding it."""
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="3")
+    alice, bob = people(server.http), people(server.http)
+    alice.sign_in("alice")
+    bob.sign_in("bob")
+    alice.open_room("trimmed")
+    bob.open_room("trimmed")
+    bob.say("m1")
+    texts_in_order(alice, ["m1"])
+
+    alice.context.set_offline(True)
+    expect(alice.page.locator("#status")).not_to_have_attribute("data-state", "connected")
+    for i in range(2, 8):
+        bob.say(f"m{i}")
+    texts_in_order(bob, [f"m{i}" for i in range(1, 8)])
+    expect(bob.page.locator("#messages li.pending")).to_have_count(0)
+
+    with alice.page.expect_response(lambda r: "/api/streams/room%3Atrimmed/messages" in r.url or "/api/streams/room:trimmed/messages" in r.url) as reload:
+        alice.context.set_offline(False)
+    assert reload.value.status == 200
+    texts_in_order(alice, ["m1", "m5", "m6", "m7"])  # m2..m4 were pushed out of the backlog
+    expect(alice.page.locator("#messages li.gap")).to_have_text(["3 messages are no longer available"])
+    bob.say("m8")
+    texts_in_order(alice, ["m1", "m5", "m6", "m7", "m8"])
+    assert alice.errors == bob.errors == []
