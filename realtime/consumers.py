@@ -180,16 +180,19 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             log.info("closing a connection for abuse (too many bad frames)")
             asyncio.get_running_loop().create_task(self.close(CloseCode.ABUSE))
 
-    async def close(self, code: int) -> None:
+    async def close(self, code: int, timeout: float | None = 5.0) -> None:
         try:
-            await asyncio.wait_for(self.send({"type": "websocket.close", "code": code}), 5.0)
+            await asyncio.wait_for(self.send({"type": "websocket.close", "code": code}), timeout)
         except Exception:
             pass
 
     def _too_slow(self) -> None:
         metrics.SLOW_CLOSED.inc()
         log.info("closing a connection that fell behind (%d bytes queued)", settings.RT_OUTBOX_BYTES)
-        asyncio.get_running_loop().create_task(self.close(CloseCode.TOO_SLOW))
+        # No timeout: the socket is not writable now (that is why the outbox overflowed),
+        # and uvicorn's send waits for writability; a timed-out close was never sent, so
+        # the client, once it read again, found the stream silently stopped instead of 4000.
+        asyncio.get_running_loop().create_task(self.close(CloseCode.TOO_SLOW, None))
 
     async def _hub(self) -> StreamHub:
         if self.hub is None:

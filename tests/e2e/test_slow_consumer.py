@@ -1,0 +1,153 @@
+"""A subscriber that stops reading: the others are not held back, the server stays
+bounded (the outbox cap drops its queue) and ends it with close code 4000, which the
+client sees as soon as it reads again; reconnecting with `since` it loses nothing.
+
+Not covered: under uvicorn a peer that never reads again keeps its TCP connection, since
+uvicorn's close (also on ping timeout) flushes the write buffer first and ASGI gives the
+application no abort."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import socket
+import struct
+from typing import Any
+
+import httpx
+
+from tests.tokens import mint
+from tests.wsclient import Client
+
+STREAM = "live:firehose"
+COUNT = 3000
+PAD = "p" * 3000  # 3000 messages of ~3 KiB: far more than socket buffers and the outbox hold
+
+
+class StalledSocket:
+    """A WebSocket client on a raw socket with a tiny receive buffer that, after the
+    handshake and its subscribe, reads nothing until the test says so."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.buffer = b""
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        assert len(payload) < 126
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+    def read_all(self, timeout: float = 30.0) -> tuple[list[dict[str, Any]], int | None]:
+        """Read to the end of the connection: the text frames and the close code, if any."""
+        self.sock.settimeout(timeout)
+        data = b""
+        try:
+            while chunk := self.sock.recv(1 << 16):
+                data += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        self.sock.close()
+        frames, code, i = [], None, 0
+        while i + 2 <= len(data):
+            opcode, length = data[i] & 0x0F, data[i + 1] & 0x7F
+            i += 2
+            if length == 126:
+                (length,) = struct.unpack("!H", data[i : i + 2])
+                i += 2
+            elif length == 127:
+                (length,) = struct.unpack("!Q", data[i : i + 8])
+                i += 8
+            if i + length > len(data):
+                break
+            body = data[i : i + length]
+            i += length
+            if opcode == 1:
+                frames.append(json.loads(body))
+            elif opcode == 8 and length >= 2:
+                (code,) = struct.unpack("!H", body[:2])
+        return frames, code
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def wait_for_metric(url: str, name: str, want: float, deadline: float = 30.0) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(int(deadline / 0.1)):
+            if metric((await http.get(url + "/metrics")).text, name) == want:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} did not reach {want}")
+
+
+async def run_slow_consumer(srv: Any, reconnectable: set[int]) -> None:
+    slow = StalledSocket(srv.port)
+    slow.send_text(json.dumps({"type": "subscribe", "stream": STREAM}))
+    others = [await Client.connect(srv.ws) for _ in range(3)]
+    for client in others:
+        await client.subscribe(STREAM)
+    await wait_for_metric(srv.http, "rt_subscriptions", 4)
+    pub = await Client.connect(srv.ws + "?token=" + mint(pubs=["live:*"]))
+
+    async def publish() -> None:
+        for i in range(COUNT):
+            await pub.send({"type": "publish", "stream": STREAM, "data": {"i": i, "pad": PAD}, "id": f"f{i}"})
+        for _ in range(COUNT):
+            assert (await pub.recv(20))["type"] == "ack"
+
+    # The others get everything while the stalled one reads nothing at all.
+    publishing = asyncio.create_task(publish())
+    received = await asyncio.gather(*(client.messages(STREAM, COUNT, timeout=20) for client in others))
+    await publishing
+    for frames in received:
+        assert [f["seq"] for f in frames] == list(range(1, COUNT + 1))
+
+    # The server gave up on the stalled one (its outbox overflowed, its queue was dropped)
+    # while it still read nothing; once it reads, it finds the close frame after what it got.
+    await wait_for_metric(srv.http, "rt_slow_consumers_closed_total", 1)
+    frames, code = await asyncio.to_thread(slow.read_all)
+    assert code in reconnectable, code
+    subscribed = frames[0]
+    assert subscribed["type"] == "subscribed" and subscribed["seq"] == 0
+    got = [f["seq"] for f in frames if f["type"] == "message"]
+    assert got == list(range(1, len(got) + 1))  # what it got was in order, no holes
+    assert len(got) < COUNT  # it really fell behind
+
+    # Reconnecting with `since`, it loses nothing.
+    again = await Client.connect(srv.ws)
+    reply = await again.subscribe(STREAM, since={"epoch": subscribed["epoch"], "seq": got[-1] if got else 0})
+    assert reply["recovered"] is True
+    rest = await again.messages(STREAM, COUNT - len(got), timeout=20)
+    assert got + [f["seq"] for f in rest] == list(range(1, COUNT + 1))
+    for client in others + [pub, again]:
+        await client.close()
+
+
+async def test_stalled_subscriber_overflows_its_outbox_and_is_closed(start_server) -> None:
+    """Keepalive pings are far away: only the outbox bound can end the stalled socket."""
+    srv = start_server(
+        "uvicorn", RT_PUBLISH_RATE="0", RT_OUTBOX_BYTES="65536", RT_BACKLOG_SIZE="10000",
+        RT_WS_PING_INTERVAL="600", RT_WS_PING_TIMEOUT="600",
+    )
+    await run_slow_consumer(srv, {4000})
+    await wait_for_metric(srv.http, "rt_connections", 0)
