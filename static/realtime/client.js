@@ -174,7 +174,7 @@ export class RealtimeClient {
     this.backoff = options.backoff || fullJitterBackoff();
     this.pingInterval = options.pingInterval ?? Defaults.PING_INTERVAL;
     this.pongTimeout = options.pongTimeout ?? Defaults.PONG_TIMEOUT;
-    this.newId = options.newId || (() => crypto.randomUUID());
+    this.newId = options.newId || randomId;
     this.emitter = new Emitter();
     /** @type {string} */
     this.state = State.DISCONNECTED;
@@ -474,7 +474,11 @@ export class RealtimeClient {
     if (sub && sub.pending) {
       sub.pending = false;
       if (RETRYABLE_ERRORS.has(frame.code)) {
-        setTimeout(() => sub.active && this.subs.get(sub.stream) === sub && !sub.pending && this._sendSubscribe(sub), this.backoff(1) + 250);
+        // Only on this socket: a reconnect resubscribes every stream by itself.
+        const generation = this._generation;
+        setTimeout(() => {
+          if (generation === this._generation && this.subs.get(sub.stream) === sub && !sub.pending) this._sendSubscribe(sub);
+        }, this.backoff(1) + 250);
         return;
       }
       this.subs.delete(sub.stream);
@@ -484,6 +488,21 @@ export class RealtimeClient {
     }
     this.emitter.emit("error", new RealtimeError(frame.code, frame.message, frame));
   }
+}
+
+/**
+ * A random UUID for a publish `id`. `crypto.randomUUID` exists only in secure contexts
+ * (https, localhost); a page served over plain http on a LAN address gets the same
+ * format from `crypto.getRandomValues`, which every context has.
+ * @returns {string}
+ */
+export function randomId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** `ws(s)://<this host>/ws/` for a page served by the same server. */

@@ -8,6 +8,7 @@ real server (resubscribe with `since` after a reconnect, no duplicates, idempote
 from __future__ import annotations
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -257,3 +258,31 @@ def test_real_server_resume_with_since_and_idempotent_publish(start_server, peop
     ]
     assert result["again"]["seq"] == 1
     assert alice.errors == []
+
+
+def test_refused_and_unavailable_subscribes_and_default_ids(module_page) -> None:
+    result = module_page.page.evaluate(
+        """async () => {
+      const { RealtimeClient, randomId } = await import("/static/realtime/client.js");
+      const refusals = [];
+      const client = new RealtimeClient({ url: "ws://example.invalid/ws/", WebSocket: ScriptedSocket, backoff: () => 0, watchNetwork: false });
+      client.subscribe("user:1", { onError: (err) => refusals.push(err.code) });
+      client.subscribe("room:busy", {});
+      const ws = sockets[0];
+      ws.open();
+      ws.receive({ type: "error", code: "forbidden", message: "not yours", stream: "user:1" });
+      ws.receive({ type: "error", code: "unavailable", message: "Redis down", stream: "room:busy" });
+      await until(() => ws.sent.filter((f) => f.stream === "room:busy" && f.type === "subscribe").length === 2, "a second subscribe");
+      client.publish("room:busy", { text: "x" });
+      const id = ws.sent.find((f) => f.type === "publish").id;
+      let resubscribedUser = false;
+      try { client.subscribe("user:1", {}); resubscribedUser = true; } catch (err) {}
+      return { refusals, id, other: randomId(), streams: [...client.subs.keys()], resubscribedUser };
+    }"""
+    )
+    assert result["refusals"] == ["forbidden"]
+    uuid4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    assert re.match(uuid4, result["id"]) and re.match(uuid4, result["other"])
+    assert result["id"] != result["other"]
+    assert result["resubscribedUser"] is True  # a refused stream is forgotten, so it may be asked again
+    assert result["streams"] == ["room:busy", "user:1"]
