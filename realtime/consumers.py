@@ -183,8 +183,14 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
     async def close(self, code: int, timeout: float | None = 5.0) -> None:
         try:
             await asyncio.wait_for(self.send({"type": "websocket.close", "code": code}), timeout)
-        except Exception:
+        except TimeoutError:
             pass
+        except Exception:
+            # Daphne (autobahn) refuses to send codes other than 1000 and 3000-4999 and
+            # raises: without a fallback a binary frame left the connection open. 4508
+            # says the same as 1003 to a client: reconnecting the same way fails again.
+            if code < 3000:
+                await self.close(CloseCode.ABUSE if code == CloseCode.UNSUPPORTED_DATA else CloseCode.NORMAL, timeout)
 
     def _too_slow(self) -> None:
         metrics.SLOW_CLOSED.inc()
