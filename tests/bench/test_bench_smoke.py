@@ -1,0 +1,47 @@
+"""The benchmark harness runs end to end with tiny numbers and writes its report.
+
+Only completion and the shape of results.json are checked, never timings: this machine's
+speed is not a test result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="needs Node and npm"),
+]
+
+
+def test_smoke_run_writes_results(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=85,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"profile", "meta", "servers", "sync_publish", "table_md"} <= results.keys()
+    assert results["profile"] == "smoke"
+    assert {"nproc", "cpu_model", "pinning"} <= results["meta"].keys()
+    assert set(results["servers"]) == {"uvicorn", "daphne", "tutorial", "raw"}
+    for name, server in results["servers"].items():
+        assert "error" not in server, (name, server.get("error"))
+        assert {"command", "idle", "fanout"} <= server.keys()
+        fanout = server["fanout"][0]
+        assert {"subs", "max_rate", "max_deliveries_per_s", "p50_ms", "p99_ms", "valid", "client_bound", "steps"} <= fanout.keys()
+        assert {"conns", "opened", "still_open", "conns_per_s", "kib_per_conn"} <= server["idle"][0].keys()
+    for name in ("uvicorn", "daphne"):
+        assert {"replay", "http"} <= results["servers"][name].keys()
+    assert {"messages_per_s", "valid"} <= results["sync_publish"].keys()
+    assert (tmp_path / "results.md").read_text().startswith("# Benchmark results")
+    assert (tmp_path / "fanout.png").stat().st_size > 0
