@@ -107,9 +107,8 @@ async def test_session_cookie_from_a_foreign_origin_is_anonymous(server: Any, si
 # -- HTTP -------------------------------------------------------------------------------
 
 
-async def test_http_error_statuses(start_server: Any) -> None:
-    """400, 401, 403, 404 and 413 on one server; none of them stores anything."""
-    server = start_server("uvicorn")
+async def test_http_error_statuses(server: Any) -> None:
+    """400, 401, 403, 404 and 413 under uvicorn and daphne; none of them stores anything."""
     url = api(server, "room:http")
     good = {"Authorization": "Bearer " + mint(sub="9", pubs=["room:*"])}
     async with httpx.AsyncClient() as http:
