@@ -218,6 +218,14 @@ RT_PRESENCE_TTL = _env_float("RT_PRESENCE_TTL", 30.0, minimum=0.1)
 RT_BAD_FRAME_LIMIT = _env_int("RT_BAD_FRAME_LIMIT", 50, minimum=1)
 RT_BUCKETS = _env_int("RT_BUCKETS", 16, minimum=1)
 RT_IDEMPOTENCY_TTL = 600
+# The archive (realtime/archive.py): a worker moves queued messages of room: and user:
+# streams into the database; a message it took but did not finish goes back to the queue
+# after RT_ARCHIVE_VISIBILITY seconds without its worker's heartbeat.
+RT_ARCHIVE_VISIBILITY = _env_float("RT_ARCHIVE_VISIBILITY", 60.0, minimum=0.5)
+RT_ARCHIVE_BATCH = _env_int("RT_ARCHIVE_BATCH", 200, minimum=1)
+RT_ARCHIVE_MAX_ATTEMPTS = _env_int("RT_ARCHIVE_MAX_ATTEMPTS", 5, minimum=1)
+RT_ARCHIVE_DAYS_ROOM = _env_int("RT_ARCHIVE_DAYS_ROOM", 365, minimum=1)
+RT_ARCHIVE_DAYS_USER = _env_int("RT_ARCHIVE_DAYS_USER", 90, minimum=1)
 
 CHANNEL_LAYERS = {
     "default": {

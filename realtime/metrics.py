@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 CONNECTIONS = Gauge("rt_connections", "Open WebSocket connections")
 SUBSCRIPTIONS = Gauge("rt_subscriptions", "Active stream subscriptions")
@@ -20,3 +25,50 @@ PUBLISH_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 REDIS_UP = Gauge("rt_redis_up", "1 when this process last reached Redis, 0 when it failed")
+
+
+class ArchiveDepthCollector:
+    """Archive queue depths, read from Redis when scraped (at most every 5 s; realtime/archive.py)."""
+
+    _every = 5.0
+
+    def __init__(self) -> None:
+        self._at = -self._every
+        self._families: list[Any] = []
+
+    def describe(self) -> list[Any]:
+        return []  # computed lazily: no Redis round trip at registration
+
+    def collect(self) -> Iterator[Any]:
+        now = time.monotonic()
+        if now - self._at >= self._every:
+            self._at = now
+            self._families = self._read()
+        yield from self._families
+
+    def _read(self) -> list[Any]:
+        import redis
+        from django.conf import settings
+
+        from .archive import read_depths
+
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+            try:
+                depths = read_depths(client, settings.RT_KEY_PREFIX, settings.RT_BUCKETS)
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is down
+            return []
+        ages = [d.oldest_age for d in depths if d.oldest_age is not None]
+        values = {
+            "rt_archive_queued": ("Messages waiting in the archive queues", sum(d.queued for d in depths)),
+            "rt_archive_processing": ("Messages taken by archive workers, not yet written", sum(d.processing for d in depths)),
+            "rt_archive_dead": ("Messages in the archive dead-letter lists", sum(d.dead for d in depths)),
+            "rt_archive_oldest_seconds": ("Age of the oldest message waiting in an archive queue", max(ages) if ages else 0.0),
+        }
+        return [GaugeMetricFamily(name, text, value=value) for name, (text, value) in values.items()]
+
+
+ARCHIVE_DEPTHS = ArchiveDepthCollector()
+REGISTRY.register(ARCHIVE_DEPTHS)  # type: ignore[arg-type]
