@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from realtime import runtime
+from realtime.backlog import frame_head, new_epoch
+from realtime.names import stream_keys
 from realtime.publishing import SERVER, message_tail
 from tests.tokens import mint
 from tests.wsclient import Client
@@ -75,6 +77,19 @@ async def append_without_fanout(stream: str, data: Any) -> int:
         stream, message_tail(data, SERVER, int(time.time() * 1000)), sender_key="server", client_id=None, archive=False
     )
     return stored.seq
+
+
+async def append_many_without_fanout(stream: str, data: list[str]) -> list[int]:
+    """Several lost messages stored in one MULTI/EXEC: no position check sees half of them."""
+    backlog = runtime.current().backlog
+    keys = stream_keys(backlog.prefix, stream, backlog.buckets)
+    ts = int(time.time() * 1000)
+    async with backlog.redis.pipeline(transaction=True) as pipe:
+        for item in data:
+            args = [new_epoch(), frame_head(stream), message_tail(item, SERVER, ts), backlog.size, backlog.ttl, 60, stream]
+            await backlog._append(keys=[keys.meta, keys.log, "", ""], args=args, client=pipe)
+        replies = await pipe.execute()
+    return [int(reply[0]) for reply in replies]
 
 
 async def test_race_of_four_publishers_reaches_fifty_subscribers_on_two_processes(start_server) -> None:
@@ -329,5 +344,30 @@ async def test_publish_while_redis_is_down_is_unavailable_then_stored_once(start
     assert (await publish_until_ack(pub, stream, "after", "a1"))["seq"] == 3
     frames = await collect(sub, stream, 3)
     assert [(f["seq"], f["data"]) for f in frames if f["type"] == "message"] == [(1, "before"), (2, "during"), (3, "after")]
+    for c in (sub, pub):
+        await c.close()
+
+
+async def test_live_hole_trimmed_out_of_the_backlog_says_recovered_false(start_server, settings) -> None:
+    """Lost pub/sub messages that the backlog no longer has: live subscribers are told
+    `subscribed ... recovered: false` at the hole's end, then delivery goes on in order."""
+    srv = start_server("uvicorn", RT_PUBLISH_RATE="0", RT_BACKLOG_SIZE="5")
+    settings.RT_BACKLOG_SIZE = 5  # the test's own appends trim like the server's
+    runtime.forget_all()
+    stream = "live:trimmed"
+    sub = await Client.connect(srv.ws)
+    epoch = (await sub.subscribe(stream))["epoch"]
+    pub = await Client.connect(token_url(srv))
+    assert await append_many_without_fanout(stream, [f"lost-{n}" for n in range(1, 11)]) == list(range(1, 11))
+    assert (await publish_until_ack(pub, stream, "eleven", "m11"))["seq"] == 11
+    frames = await collect(sub, stream, 11)
+    assert frames[0] == {"type": "subscribed", "stream": stream, "epoch": epoch, "seq": 6, "recovered": False}
+    assert [(f["seq"], f["data"]) for f in frames[1:]] == [(n, f"lost-{n}") for n in range(7, 11)] + [(11, "eleven")]
+
+    # The same when nothing follows the lost messages: the position check finds them.
+    assert await append_many_without_fanout(stream, [f"lost-{n}" for n in range(12, 20)]) == list(range(12, 20))
+    frames = await collect(sub, stream, 19)
+    assert frames[0] == {"type": "subscribed", "stream": stream, "epoch": epoch, "seq": 14, "recovered": False}
+    assert [(f["seq"], f["data"]) for f in frames[1:]] == [(n, f"lost-{n}") for n in range(15, 20)]
     for c in (sub, pub):
         await c.close()
