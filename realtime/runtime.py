@@ -26,14 +26,19 @@ _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakr
 
 def make_redis() -> aioredis.Redis:
     """An async client that fails fast while Redis is down, so callers can answer `unavailable`."""
-    return aioredis.Redis.from_url(
+    # A blocking pool: a burst of concurrent commands waits for a connection instead of
+    # failing with "Too many connections" (which callers would see as `unavailable`).
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
+        max_connections=256,
+        timeout=5.0,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=5.0,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         health_check_interval=30,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 class Runtime:
