@@ -164,6 +164,7 @@ class Server:
         self.name, self.kind, self.command, self.env, self.port = name, kind, command, env, port
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.rss_fresh_kib = 0
         self.samples: list[tuple[float, float, float]] = []
         self._sampling = False
 
@@ -188,6 +189,7 @@ class Server:
             time.sleep(0.1)
         else:
             raise RuntimeError(f"{self.name} did not answer within {timeout}s: {self.log_tail()}")
+        self.rss_fresh_kib = self.rss_kib()
         self._sampling = True
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -379,7 +381,11 @@ class Bench:
             "conns_per_s": result["conns_per_s"],
             "rss_before_kib": before,
             "rss_open_kib": rss_open,
-            "kib_per_conn": (rss_open - before) / opened if opened else None,
+            # Against the fresh process: memory freed by an earlier, smaller run is reused
+            # by this one, so "just before" would understate the cost of the larger counts.
+            "rss_fresh_kib": srv.rss_fresh_kib,
+            "kib_per_conn": (rss_open - srv.rss_fresh_kib) / opened if opened else None,
+            "kib_per_conn_vs_before": (rss_open - before) / opened if opened else None,
             "valid": opened == conns and result["still_open"] == conns and srv.alive(),
         }
         time.sleep(1.0)  # let the server see the closes before the next scenario
