@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     "channels",
     "realtime",
     "chat",
+    "live",
+    "feed",
 ]
 
 MIDDLEWARE = [

@@ -9,5 +9,7 @@ urlpatterns = [
     path("metrics", health.metrics_view),
     path("api/", include("realtime.api_urls")),
     path("admin/", admin.site.urls),
+    path("live/", include("live.urls")),
+    path("", include("feed.urls")),
     path("", include("chat.urls")),
 ]
