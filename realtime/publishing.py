@@ -10,6 +10,7 @@ fanned out again.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ import msgspec
 from django.conf import settings
 
 from . import metrics, runtime
+from .backlog import Appended
 from .errors import TooLarge
-from .names import parse_stream
+from .names import StreamName, parse_stream
 from .protocol import encode_json
 
 log = logging.getLogger("realtime.publish")
@@ -31,6 +33,9 @@ T = TypeVar("T")
 
 #: Stream kinds whose messages are also queued for the database archive.
 ARCHIVED_KINDS = frozenset({"room", "user"})
+
+#: Fan-outs a sync publisher may have in flight before it waits for one to finish.
+MAX_PENDING_FAN_OUTS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,27 +73,48 @@ def message_tail(data: Any, sender: Sender, ts_ms: int) -> str:
     return body[1:].decode()
 
 
+async def _store(stream: str, data: Any, sender: Sender | None, id: str | None) -> tuple[StreamName, Appended]:
+    name = parse_stream(stream)
+    sender = sender or SERVER
+    tail = message_tail(data, sender, int(time.time() * 1000))
+    stored = await runtime.current().backlog.append(
+        name.full, tail, sender_key=sender.key, client_id=id, archive=name.kind in ARCHIVED_KINDS
+    )
+    return name, stored
+
+
+async def _fan_out(name: StreamName, stored: Appended) -> None:
+    """One `group_send` of the finished frame; a failure is only logged (it is stored)."""
+    try:
+        await runtime.current().layer.group_send(
+            name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
+        )
+    except Exception as exc:  # stored already: the hubs' position check delivers it
+        log.warning("fan-out of %s seq %d failed (%s); position checks will deliver it", name.full, stored.seq, exc)
+    metrics.PUBLISHED.labels(name.kind).inc()
+
+
 async def apublish(stream: str, data: Any, sender: Sender | None = None, id: str | None = None) -> Published:
     """Store `data` on `stream` and fan it out; raise BadRequest, TooLarge or Unavailable.
 
     Rights are the caller's business (consumers and the API check them first).
     """
-    name = parse_stream(stream)
-    sender = sender or SERVER
     started = time.perf_counter()
-    tail = message_tail(data, sender, int(time.time() * 1000))
-    rt = runtime.current()
-    stored = await rt.backlog.append(
-        name.full, tail, sender_key=sender.key, client_id=id, archive=name.kind in ARCHIVED_KINDS
-    )
+    name, stored = await _store(stream, data, sender, id)
     if not stored.duplicate:
-        try:
-            await rt.layer.group_send(
-                name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
-            )
-        except Exception as exc:  # stored already: the hubs' position check delivers it
-            log.warning("fan-out of %s seq %d failed (%s); position checks will deliver it", name.full, stored.seq, exc)
-        metrics.PUBLISHED.labels(name.kind).inc()
+        await _fan_out(name, stored)
+    metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
+    return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
+
+
+async def _publish_in_background(stream: str, data: Any, sender: Sender | None, id: str | None) -> Published:
+    """Store, then leave the fan-out to the bridge loop: a sync caller waits for Redis
+    to hold the message (what its return promises), not for the pub/sub round trip."""
+    started = time.perf_counter()
+    await _bridge.room_for_one_more()
+    name, stored = await _store(stream, data, sender, id)
+    if not stored.duplicate:
+        _bridge.track(asyncio.get_running_loop().create_task(_fan_out(name, stored)))
     metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
     return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
 
@@ -100,6 +126,32 @@ class _LoopThread:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def room_for_one_more(self) -> None:
+        """Back-pressure: a caller faster than pub/sub waits instead of piling up tasks."""
+        while len(self._pending) >= MAX_PENDING_FAN_OUTS:
+            await asyncio.wait(set(self._pending), return_when=asyncio.FIRST_COMPLETED)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) for fan-outs still in flight: run at exit, so that a command
+        that publishes and quits does not leave its last messages to the position check."""
+        loop = self._loop
+        if loop is None or not self._pending:
+            return
+
+        async def settle() -> None:
+            if self._pending:
+                await asyncio.wait(set(self._pending), timeout=timeout)
+
+        try:
+            asyncio.run_coroutine_threadsafe(settle(), loop).result(timeout + 1)
+        except Exception as exc:
+            log.warning("fan-outs still pending at exit: %s", exc)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -114,6 +166,7 @@ class _LoopThread:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="realtime-publish", daemon=True).start()
                 self._loop = loop
+                atexit.register(self.flush)
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
 
@@ -122,5 +175,9 @@ _bridge = _LoopThread()
 
 
 def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None = None) -> Published:
-    """Sync twin of `apublish`, for views, management commands and background jobs."""
-    return _bridge.run(apublish(stream, data, sender, id))
+    """Sync twin of `apublish`, for views, management commands and background jobs.
+
+    Returns once the message is stored; its fan-out follows on the bridge loop, in
+    publish order, and is awaited at interpreter exit.
+    """
+    return _bridge.run(_publish_in_background(stream, data, sender, id))

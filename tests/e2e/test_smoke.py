@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import httpx
 
+from config.settings import BASE_DIR
 from tests.wsclient import Client
 
 
@@ -30,3 +34,19 @@ async def test_publish_and_receive_across_processes(start_server) -> None:
     assert msg["data"] == {"score": [1, 0]} and msg["seq"] == 1 and msg["sender"] is None
     await sub.close()
     await pub.close()
+
+
+async def test_a_command_that_publishes_and_exits_fans_out_before_exiting(start_server, server_env) -> None:
+    """`publish()` returns once Redis holds the message and leaves the pub/sub fan-out to
+    its loop thread; at exit that fan-out is awaited, so subscribers get the message live
+    and not only at the next position check (set far away here)."""
+    srv = start_server("uvicorn", RT_POSITION_CHECK="120")
+    sub = await Client.connect(srv.ws)
+    await sub.subscribe("live:cmd-exit")
+    command = [sys.executable, "manage.py", "publish", "live:cmd-exit", '{"final": true}']
+    done = await asyncio.create_subprocess_exec(*command, cwd=BASE_DIR, env=server_env, stdout=asyncio.subprocess.PIPE)
+    out, _ = await done.communicate()
+    assert done.returncode == 0 and out.startswith(b"seq 1 epoch ")
+    [msg] = await sub.messages("live:cmd-exit", 1, timeout=10)
+    assert msg["data"] == {"final": True} and msg["seq"] == 1
+    await sub.close()
