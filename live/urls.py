@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import re_path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    # The same rule as a stream NAME (PROTOCOL.md "Streams"): any such scoreboard works.
+    re_path(r"^(?P<name>[A-Za-z0-9_.-]{1,64})/$", views.scoreboard, name="scoreboard"),
+]
