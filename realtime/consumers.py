@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from . import metrics, runtime
-from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
+from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_user, origin_allowed, verify_token
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
 from .hub import StreamHub, Subscription
 from .names import parse_stream
@@ -67,6 +69,15 @@ async def authenticate(scope: dict[str, Any]) -> Principal:
         return ANONYMOUS
     principal: Principal = await _session_principal(session_key)
     return principal
+
+
+def token_expiry(scope: dict[str, Any]) -> float | None:
+    """The `exp` of the connection's query-string token (already verified), in seconds."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    if "token" not in query:
+        return None
+    exp = jwt.decode(query["token"][0], options={"verify_signature": False}).get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 @database_sync_to_async
@@ -121,11 +132,14 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         self.abuse_bucket = TokenBucket(limit / 10.0, limit)
         self.typing_bucket = TokenBucket(2.0, 4)
         self.conn_id = Presence.new_connection_id()
+        self.expiry_timer = self._close_at_token_expiry()
         metrics.CONNECTIONS.inc()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self.connected:
             self.connected = False
+            if self.expiry_timer is not None:
+                self.expiry_timer.cancel()
             metrics.CONNECTIONS.dec()
             subs, self.subs = list(self.subs.values()), {}
             metrics.SUBSCRIPTIONS.dec(len(subs))
@@ -191,6 +205,30 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             # says the same as 1003 to a client: reconnecting the same way fails again.
             if code < 3000:
                 await self.close(CloseCode.ABUSE if code == CloseCode.UNSUPPORTED_DATA else CloseCode.NORMAL, timeout)
+
+    def _close_at_token_expiry(self) -> asyncio.TimerHandle | None:
+        """Extension (docs/protocol-extensions.md): a token stops reading when its `exp` passes,
+        so a page cannot keep a feed open for hours on a token minted for minutes."""
+        if self.who.via is not Via.TOKEN:
+            return None
+        exp = token_expiry(self.scope)
+        if exp is None:
+            return None
+        return asyncio.get_running_loop().call_later(max(0.0, exp - time.time()), self._token_expired)
+
+    def _token_expired(self) -> None:
+        if not self.connected or self.outbox.closed:
+            return
+        exc = Unauthorized("token expired")
+        metrics.ERRORS.labels(exc.code).inc()
+        self.outbox.push(error_frame(exc))
+        log.info("closing a connection whose token expired")
+
+        async def close_after_error() -> None:
+            await self.outbox.flush(5.0)  # the client reads why before the close
+            await self.close(CloseCode.BAD_TOKEN)
+
+        asyncio.get_running_loop().create_task(close_after_error())
 
     def _too_slow(self) -> None:
         metrics.SLOW_CLOSED.inc()
