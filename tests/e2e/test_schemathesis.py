@@ -29,6 +29,8 @@ def test_api_matches_its_openapi_document(start_server: Any, mode: GenerationMod
     assert {op.label for op in operations} == {
         "GET /api/streams/{stream}/messages",
         "POST /api/streams/{stream}/messages",
+        "GET /api/feed/{user_id}/read",
+        "POST /api/feed/{user_id}/read",
     }
     statuses: set[int] = set()
 

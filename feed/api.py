@@ -1,0 +1,113 @@
+"""`/api/feed/{user_id}/read`: a person's read position over HTTP (docs/embed.md).
+
+Mounted on the realtime NinjaAPI by `feed.apps`, so it shares its credentials (a bearer
+token from any origin, or the session with CSRF for POST), its error shape and its OpenAPI
+document. Whoever may read the feed `user:<id>` (that user, or a token with a matching
+`subs` grant) may read and move its read position; a move is announced on the feed as a
+read marker, so the person's other tabs and devices lower their unread count.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Field, Path, Router, Schema
+
+from realtime import apublish
+from realtime.api import ERRORS, MAX_SEQ, ErrorOut, principal_of, require_csrf
+from realtime.auth import can_subscribe
+from realtime.errors import BadRequest, Forbidden, TooLarge
+from realtime.names import parse_stream
+from realtime.runtime import current as current_runtime
+
+from . import read_state
+from .notifications import read_marker
+
+router = Router(tags=["feed"])
+
+UserIdPath = Annotated[
+    str, Path(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the user id of the feed user:<id>")
+]
+
+
+class ReadPositionIn(Schema):
+    """Documents the body; it is decoded with msgspec (strict types, the API's error shape)."""
+
+    epoch: str = Field(..., min_length=1, max_length=64, description="the feed's current epoch")
+    seq: int = Field(..., ge=0, le=MAX_SEQ, description="everything up to this seq is read")
+
+
+class _ReadPositionBody(msgspec.Struct, frozen=True):
+    epoch: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    # JSON Schema's "integer" includes 3.0, so an integral float is a whole number too.
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] | Annotated[float, msgspec.Meta(ge=0, le=MAX_SEQ)]
+
+
+_body_decoder = msgspec.json.Decoder(_ReadPositionBody)
+
+
+def _read_body(request: HttpRequest) -> _ReadPositionBody:
+    raw = request.body
+    if len(raw) > settings.RT_MAX_FRAME:
+        raise TooLarge(f"body over {settings.RT_MAX_FRAME} bytes")
+    try:
+        body = _body_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if isinstance(body.seq, float) and not body.seq.is_integer():
+        raise BadRequest("body: `seq` must be a whole number")
+    return body
+
+
+class ReadPositionOut(Schema):
+    stream: str
+    epoch: str | None = Field(None, description="null until the person first marks something read")
+    seq: int = Field(0, description="read up to and including this seq of `epoch`")
+
+
+async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> str:
+    name = parse_stream(f"user:{user_id}")
+    who = await principal_of(request)
+    if for_write:
+        require_csrf(request, who)
+    if not can_subscribe(who, name):
+        raise Forbidden(f"no right to the read state of {name.full}")
+    return name.name
+
+
+def _answer(person: str, position: read_state.Position | None) -> dict[str, Any]:
+    if position is None:
+        return {"stream": f"user:{person}", "epoch": None, "seq": 0}
+    return {"stream": f"user:{person}", "epoch": position.epoch, "seq": position.seq}
+
+
+@router.get("/{user_id}/read", response={200: ReadPositionOut, **ERRORS}, summary="Read a feed's read position")
+async def get_read_position(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:
+    person = await _feed_of(request, user_id, for_write=False)
+    return _answer(person, await read_state.load(person))
+
+
+@router.post(
+    "/{user_id}/read",
+    response={200: ReadPositionOut, 413: ErrorOut, **ERRORS},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ReadPositionIn.model_json_schema()}}}
+    },
+    summary="Mark a feed read up to a position",
+)
+async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:
+    """Moves the position forward only, in the feed's current epoch, at most to its latest seq;
+    answers the position kept (unchanged for an older position or another epoch)."""
+    person = await _feed_of(request, user_id, for_write=True)
+    body = _read_body(request)
+    stream = f"user:{person}"
+    epoch, latest = await current_runtime().backlog.position(stream)
+    kept, moved = await read_state.advance(person, read_state.Position(body.epoch, int(body.seq)), epoch, latest)
+    if moved and kept is not None:
+        await apublish(stream, read_marker(kept))
+    return _answer(person, kept)

@@ -1,0 +1,192 @@
+"""`/api/feed/{user_id}/read` in process (Django's AsyncClient) against the real test Redis
+and a test database: rights, the forward-only merge, read markers, CORS, wrong requests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from django.test import AsyncClient
+
+from feed import anotify
+from realtime import runtime
+from tests.tokens import mint
+
+pytestmark = pytest.mark.usefixtures("transactional_db")
+
+
+def bearer(**claims: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + mint(**claims)}
+
+
+def person() -> str:
+    return "9" + str(uuid.uuid4().int)[:8]
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"], error
+
+
+async def mark(client: AsyncClient, user_id: str, body: Any, headers: dict[str, str]) -> Any:
+    content = body if isinstance(body, str) else json.dumps(body)
+    return await client.post(f"/api/feed/{user_id}/read", content, content_type="application/json", headers=headers)
+
+
+async def feed_with(user_id: str, count: int) -> tuple[str, int]:
+    for n in range(count):
+        await anotify(user_id, f"n{n}", "")
+    return await runtime.current().backlog.position(f"user:{user_id}")
+
+
+async def test_position_starts_empty_moves_forward_and_announces_itself() -> None:
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    start = await client.get(f"/api/feed/{user}/read", headers=auth)
+    assert start.status_code == 200
+    assert start.json() == {"stream": f"user:{user}", "epoch": None, "seq": 0}
+
+    epoch, latest = await feed_with(user, 3)
+    moved = await mark(client, user, {"epoch": epoch, "seq": 2}, auth)
+    assert moved.status_code == 200 and moved.json() == {"stream": f"user:{user}", "epoch": epoch, "seq": 2}
+    # The move is announced on the feed as a read marker, after the notifications.
+    got = await runtime.current().backlog.read(f"user:{user}")
+    marker = json.loads(got.frames[-1])
+    assert (marker["seq"], marker["data"]) == (latest + 1, {"read": {"epoch": epoch, "seq": 2}})
+    assert marker["sender"] is None
+
+    # An older position answers the stored one and announces nothing.
+    older = await mark(client, user, {"epoch": epoch, "seq": 1}, auth)
+    assert older.status_code == 200 and older.json()["seq"] == 2
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == latest + 1
+    again = await client.get(f"/api/feed/{user}/read", headers=auth)
+    assert again.json() == {"stream": f"user:{user}", "epoch": epoch, "seq": 2}
+
+
+async def test_only_the_person_or_a_subs_grant_reaches_a_read_position() -> None:
+    user, other, client = person(), person(), AsyncClient()
+    epoch, _ = await feed_with(user, 1)
+    body = {"epoch": epoch, "seq": 1}
+    for headers in (bearer(sub=other), bearer(subs=[f"user:{other}"]), {}):
+        assert_error(await client.get(f"/api/feed/{user}/read", headers=headers), 403, "forbidden")
+        assert_error(await mark(client, user, body, headers), 403, "forbidden")
+    assert_error(await client.get(f"/api/feed/{user}/read", headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    assert_error(await mark(client, user, body, bearer(ttl=-10, sub=user)), 401, "unauthorized")
+    assert (await client.get(f"/api/feed/{user}/read", headers=bearer(sub=user))).json()["seq"] == 0
+    # A backend's token with a matching `subs` grant may act for the person.
+    granted = await mark(client, user, body, bearer(subs=[f"user:{user}"]))
+    assert granted.status_code == 200 and granted.json()["seq"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        {"seq": 1},
+        {"epoch": "EPOCH"},
+        {"epoch": "", "seq": 1},
+        {"epoch": "EPOCH", "seq": -1},
+        {"epoch": "EPOCH", "seq": "1"},
+        {"epoch": "EPOCH", "seq": 2**53},
+        {"epoch": "EPOCH", "seq": 1.5},
+        {"epoch": "EPOCH", "seq": True},
+    ],
+    ids=[
+        "not json", "not an object", "no epoch", "no seq", "empty epoch", "negative seq", "seq a string",
+        "seq too big", "seq a fraction", "seq a boolean",
+    ],
+)
+async def test_wrong_marks_are_refused_and_change_nothing(body: Any) -> None:
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, latest = await feed_with(user, 2)
+    assert (await mark(client, user, {"epoch": epoch, "seq": 1}, auth)).status_code == 200
+    if isinstance(body, dict) and body.get("epoch") == "EPOCH":
+        body = {**body, "epoch": epoch}
+    assert_error(await mark(client, user, body, auth), 400, "bad_request")
+    assert (await client.get(f"/api/feed/{user}/read", headers=auth)).json()["seq"] == 1
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == latest + 1  # one marker only
+
+
+async def test_stale_epoch_changes_nothing_and_a_seq_past_the_end_is_capped() -> None:
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, latest = await feed_with(user, 2)
+    stale = await mark(client, user, {"epoch": "a-lost-epoch", "seq": 1}, auth)
+    assert stale.status_code == 200 and stale.json() == {"stream": f"user:{user}", "epoch": None, "seq": 0}
+    ahead = await mark(client, user, {"epoch": epoch, "seq": 99}, auth)
+    assert ahead.status_code == 200 and ahead.json()["seq"] == latest
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == latest + 1  # one marker
+
+
+async def test_bad_user_id_in_the_path_is_refused() -> None:
+    assert_error(await AsyncClient().get("/api/feed/a:b/read", headers=bearer(sub="1")), 400, "bad_request")
+
+
+@pytest.fixture
+def member() -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("reader" + uuid.uuid4().hex[:6], password="pw")
+
+
+async def test_session_marks_need_csrf_and_an_own_origin(member: Any) -> None:
+    from django.http import HttpRequest
+    from django.middleware.csrf import get_token
+
+    user = str(member.pk)
+    epoch, _ = await feed_with(user, 1)
+    client = AsyncClient(enforce_csrf_checks=True)
+    await client.aforce_login(member)
+    assert (await client.get(f"/api/feed/{user}/read")).status_code == 200
+    assert_error(await client.get(f"/api/feed/{user}/read", headers={"Origin": "https://evil.example"}), 403, "forbidden")
+    assert_error(await mark(client, user, {"epoch": epoch, "seq": 1}, {}), 403, "forbidden")
+    page_request = HttpRequest()
+    token = get_token(page_request)
+    client.cookies["csrftoken"] = page_request.META["CSRF_COOKIE"]
+    ok = await mark(client, user, {"epoch": epoch, "seq": 1}, {"X-CSRFToken": token})
+    assert ok.status_code == 200 and ok.json()["seq"] == 1
+
+    from feed.models import ReadPosition
+
+    assert await ReadPosition.objects.filter(person=user).acount() == 1
+    await member.adelete()
+    assert await ReadPosition.objects.filter(person=user).acount() == 0
+
+
+async def test_read_position_is_answered_to_any_origin_with_a_token() -> None:
+    user = person()
+    response = await AsyncClient().get(
+        f"/api/feed/{user}/read", headers={**bearer(sub=user), "Origin": "https://embedder.example"}
+    )
+    assert response.status_code == 200 and response["Access-Control-Allow-Origin"] == "*"
+    preflight = await AsyncClient().options(
+        f"/api/feed/{user}/read",
+        headers={
+            "Origin": "https://embedder.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert "authorization" in preflight["Access-Control-Allow-Headers"].lower()
+
+
+async def test_openapi_documents_the_read_position() -> None:
+    doc = (await AsyncClient().get("/api/openapi.json")).json()
+    operations = doc["paths"]["/api/feed/{user_id}/read"]
+    assert set(operations) == {"get", "post"}
+    assert "requestBody" in operations["post"]
+    assert {"200", "400", "401", "403"} <= set(operations["post"]["responses"])
+
+
+async def test_oversized_mark_is_refused_with_413() -> None:
+    user = person()
+    epoch, _ = await feed_with(user, 1)
+    response = await mark(AsyncClient(), user, {"epoch": epoch, "seq": 1, "pad": "x" * 70_000}, bearer(sub=user))
+    assert_error(response, 413, "too_large")
+    assert (await AsyncClient().get(f"/api/feed/{user}/read", headers=bearer(sub=user))).json()["seq"] == 0
