@@ -321,10 +321,11 @@ class Bench:
         port = free_port()
         env = self.env(f"bench-{name}")
         if name in ("uvicorn", "daphne"):
-            return Server(name, "product", server_command(name, HOST, port), env, port, self.work)
+            return Server(name, "product", server_command(name, HOST, port, env), env, port, self.work)
         if name == "tutorial":
             command = server_command("uvicorn", HOST, port)
             command[command.index("config.asgi:application")] = "bench.baselines.tutorial_asgi:application"
+            command[command.index("config.uvicorn_ws:DeadlineWebSocketProtocol")] = "websockets-sansio"  # stock uvicorn
             return Server(name, "tutorial", command, env, port, self.work)
         if name == "raw":
             command = [PY, "-m", "bench.baselines.raw_server", "--port", str(port), "--redis", self.redis.url, "--prefix", "bench-raw"]

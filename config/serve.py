@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -21,16 +22,19 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def server_command(server: str, host: str, port: int) -> list[str]:
-    """The exact command line that serves `config.asgi:application` (bench/README.md shows it)."""
+def server_command(server: str, host: str, port: int, env: Mapping[str, str] | None = None) -> list[str]:
+    """The exact command line that serves `config.asgi:application` (bench/README.md shows it).
+
+    `env` is the environment the server will run with (default: this process's)."""
+    env = os.environ if env is None else env
     if server == "uvicorn":
         return [
             PY, "-m", "uvicorn", "config.asgi:application",
             "--host", host, "--port", str(port),
-            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+            "--loop", "uvloop", "--http", "httptools", "--ws", "config.uvicorn_ws:DeadlineWebSocketProtocol",
             "--ws-max-size", str(1024 * 1024),
-            "--ws-ping-interval", os.environ.get("RT_WS_PING_INTERVAL", "20"),
-            "--ws-ping-timeout", os.environ.get("RT_WS_PING_TIMEOUT", "20"),
+            "--ws-ping-interval", env.get("RT_WS_PING_INTERVAL", "20"),
+            "--ws-ping-timeout", env.get("RT_WS_PING_TIMEOUT", "20"),
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
         ]
     if server == "daphne":
@@ -91,7 +95,7 @@ def main() -> int:
         finally:
             assert setup is not None
             setup.close()
-        children.append(subprocess.Popen(server_command(server, host, port), env=env, preexec_fn=_die_with_parent))
+        children.append(subprocess.Popen(server_command(server, host, port, env), env=env, preexec_fn=_die_with_parent))
         if env.get("RT_ARCHIVER", "1") != "0" and (BASE_DIR / "realtime/management/commands/run_archiver.py").exists():
             children.append(subprocess.Popen([PY, "manage.py", "run_archiver"], env=env, preexec_fn=_die_with_parent))
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host

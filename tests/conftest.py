@@ -80,7 +80,7 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws/"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(server_command(self.kind, "127.0.0.1", self.port), cwd=BASE_DIR, env=self.env)
+        self.process = subprocess.Popen(server_command(self.kind, "127.0.0.1", self.port, self.env), cwd=BASE_DIR, env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"{self.kind} exited with {self.process.returncode}"

@@ -1,10 +1,8 @@
 """A subscriber that stops reading: the others are not held back, the server stays
 bounded (the outbox cap drops its queue) and ends it with close code 4000, which the
 client sees as soon as it reads again; reconnecting with `since` it loses nothing.
-
-Not covered: under uvicorn a peer that never reads again keeps its TCP connection, since
-uvicorn's close (also on ping timeout) flushes the write buffer first and ASGI gives the
-application no abort."""
+A peer that never reads again does not keep its connection: under uvicorn the close has
+a deadline (`config.uvicorn_ws`), after which the socket is aborted."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ import struct
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.tokens import mint
 from tests.wsclient import Client
@@ -151,3 +150,31 @@ async def test_stalled_subscriber_overflows_its_outbox_and_is_closed(start_serve
     )
     await run_slow_consumer(srv, {4000})
     await wait_for_metric(srv.http, "rt_connections", 0)
+
+
+@pytest.mark.parametrize("cause", ["outbox overflow", "ping timeout"])
+async def test_a_peer_that_never_reads_again_loses_its_connection(start_server, cause: str) -> None:
+    """Its socket buffers are full, so neither the 4000 close nor a ping can be written;
+    the server aborts the connection after RT_WS_CLOSE_TIMEOUT while the peer still reads
+    nothing. Reading afterwards, the peer finds in-order frames and then the end."""
+    overflow = cause == "outbox overflow"
+    srv = start_server(
+        "uvicorn", RT_PUBLISH_RATE="0", RT_BACKLOG_SIZE="10000", RT_WS_CLOSE_TIMEOUT="1",
+        RT_OUTBOX_BYTES="65536" if overflow else str(64 << 20),
+        RT_WS_PING_INTERVAL="600" if overflow else "1", RT_WS_PING_TIMEOUT="600" if overflow else "1",
+    )
+    slow = StalledSocket(srv.port)
+    slow.send_text(json.dumps({"type": "subscribe", "stream": STREAM}))
+    await wait_for_metric(srv.http, "rt_subscriptions", 1)
+    pub = await Client.connect(srv.ws + "?token=" + mint(pubs=["live:*"]))
+    for i in range(COUNT):
+        await pub.send({"type": "publish", "stream": STREAM, "data": {"i": i, "pad": PAD}, "id": f"f{i}"})
+    for _ in range(COUNT):
+        assert (await pub.recv(20))["type"] == "ack"
+    if overflow:
+        await wait_for_metric(srv.http, "rt_slow_consumers_closed_total", 1)
+    await wait_for_metric(srv.http, "rt_connections", 1)  # only the publisher is left
+    frames, _ = await asyncio.to_thread(slow.read_all, 5.0)
+    got = [f["seq"] for f in frames if f["type"] == "message"]
+    assert got == list(range(1, len(got) + 1)) and len(got) < COUNT
+    await pub.close()

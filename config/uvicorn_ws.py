@@ -1,0 +1,58 @@
+"""uvicorn's sans-io WebSocket protocol with a deadline on closing.
+
+uvicorn closes politely: a `websocket.close` from the application first waits for the
+socket to be writable, and its own ping timeout closes the transport only once the
+write buffer has drained. A peer that stops reading lets neither happen, so its TCP
+connection (and the consumer behind it) would stay forever, although the outbox has
+already dropped its queue. ASGI gives an application no way to abort a socket; uvicorn
+lets a server pick its WebSocket protocol class (`--ws module:Class`), so the deadline
+lives here: once a close has been asked for, by the application or by a ping timeout,
+a connection still open `RT_WS_CLOSE_TIMEOUT` seconds later (default 10) is aborted.
+The peer, when it reads again, finds what it was sent and then a reset, reconnects, and
+recovers with `since`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+log = logging.getLogger("realtime.server")
+
+CLOSE_TIMEOUT = float(os.environ.get("RT_WS_CLOSE_TIMEOUT", "10"))
+
+
+class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
+    _abort_timer: asyncio.TimerHandle | None = None
+    _lost = False
+
+    def _abort_if_still_open(self) -> None:
+        """Arm the deadline once: a second close request does not push it back."""
+        if self._abort_timer is None and not self._lost:
+            self._abort_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        if not self._lost:
+            log.info("aborting a WebSocket whose peer did not read its close within %.0f s", CLOSE_TIMEOUT)
+            self.transport.abort()
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.close" and self.handshake_complete:
+            self._abort_if_still_open()
+        await super().send(message)
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._abort_if_still_open()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
+        super().connection_lost(exc)
