@@ -1,0 +1,88 @@
+/**
+ * A running feed: subscribes to `user:<id>` with a {@link RealtimeClient}, keeps a
+ * {@link FeedModel} and draws it with a {@link FeedView}. Shared by the site's own bell
+ * (bell.js) and the embed for other sites (../realtime/embed.js), which differ only in
+ * how they authenticate.
+ * @module feed/feed
+ */
+
+import { State } from "../realtime/client.js";
+import { FeedModel } from "./model.js";
+import { FeedView } from "./view.js";
+
+/** Messages asked for on the first subscribe (and reloaded after `recovered: false`). */
+export const HISTORY = 50;
+
+/**
+ * @param {object} options
+ * @param {ShadowRoot} options.root
+ * @param {import("../realtime/client.js").RealtimeClient} options.client
+ * @param {import("./http.js").FeedHttp} options.http
+ * @param {string} options.stream `user:<id>`
+ * @param {"start" | "end"} [options.align]
+ * @returns {{model: FeedModel, view: FeedView, fail: (text: string) => void, setState: (state: string, text?: string) => void}}
+ */
+export function startFeed({ root, client, http, stream, align }) {
+  const model = new FeedModel();
+  const view = new FeedView(root, { align, onMarkAllRead: markAllRead });
+  let failed = false;
+
+  const render = () => view.render(model);
+  const fail = (text) => {
+    failed = true;
+    view.setState("error", text);
+  };
+  const setState = (state, text) => {
+    if (!failed) view.setState(state, text);
+  };
+
+  client.on("state", ({ newState }) => {
+    if (newState === State.CONNECTED) setState("connected");
+    else if (newState === State.CONNECTING) setState("connecting", "Connecting…");
+    else setState("offline", "Offline.");
+  });
+
+  http
+    .readPosition()
+    .then((position) => model.setRead(position) && render())
+    .catch((err) => fail(explain(err)));
+
+  const sub = client.subscribe(stream, {
+    history: HISTORY,
+    onMessage: (msg) => model.apply(msg) && render(),
+    onRecoveryFailed: () => reload(),
+    onError: (err) => fail(explain(err)),
+  });
+
+  function reload() {
+    http
+      .history(HISTORY)
+      .then((page) => {
+        model.clear();
+        for (const msg of page.messages) model.apply(msg);
+        render();
+      })
+      .catch((err) => fail(explain(err)));
+  }
+
+  function markAllRead() {
+    if (sub.epoch === null || sub.seq === null) return;
+    // Shown at once; the server keeps the later position and tells the other tabs.
+    if (model.setRead({ epoch: sub.epoch, seq: sub.seq })) render();
+    http
+      .markRead(sub.epoch, sub.seq)
+      .then((position) => model.setRead(position) && render())
+      .catch((err) => view.setState(failed ? "error" : "offline", `Could not mark read: ${explain(err)}`));
+  }
+
+  render();
+  return { model, view, fail, setState };
+}
+
+/** @returns {string} a sentence for a refusal, in the person's terms */
+export function explain(err) {
+  const code = err && err.code;
+  if (code === "forbidden") return "You may not read this feed.";
+  if (code === "unauthorized") return "Your session for notifications has expired.";
+  return `Notifications are unavailable (${(err && err.message) || err}).`;
+}

@@ -1,0 +1,119 @@
+"""The bell in the site's navigation, in a real Chromium against a real server process:
+unread count, the list, read state shared by the person's tabs, wrong notifications.
+
+Sync tests on purpose: Playwright's sync API cannot run inside pytest-asyncio's loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.tokens import mint
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOT = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots" / "feed-bell.png"
+
+
+def notify(server: Any, user_id: str, data: Any) -> int:
+    """Publish on the person's feed over the HTTP API, as another team's backend would."""
+    reply = httpx.post(
+        f"{server.http}/api/streams/user:{user_id}/messages",
+        json={"data": data},
+        headers={"Authorization": "Bearer " + mint(sub="backend", pubs=["user:*"])},
+    )
+    assert reply.status_code == 201, reply.text
+    return int(reply.json()["seq"])
+
+
+def bell_user(page: Any) -> str:
+    page.wait_for_selector("#feed-bell .feed[data-state=connected]")
+    user_id = page.locator("#feed-bell").get_attribute("data-user-id")
+    assert user_id and user_id.isdigit()
+    return user_id
+
+
+def test_unread_count_and_marking_read_in_one_tab_lowers_it_in_the_other(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn")
+    alice = people(server.http)
+    alice.sign_in("alice")
+    first = alice.page
+    second = alice.context.new_page()
+    second.on("pageerror", lambda exc: alice.errors.append(str(exc)))
+    second.goto(server.http + "/rooms/")
+    user_id = bell_user(first)
+    assert bell_user(second) == user_id
+    # Earlier tests may have left notifications and a read position: start from none unread.
+    first.click("#feed-bell .bell")
+    if first.locator("#feed-bell .mark").is_enabled():
+        first.click("#feed-bell .mark")
+    for page in (first, second):
+        expect(page.locator("#feed-bell .count")).to_be_hidden()
+
+    notify(server, user_id, {"title": "Bob replied", "body": "See you at 6?", "url": "https://example.com/r/1"})
+    notify(server, user_id, {"title": "New follower", "body": "Carol follows you"})
+    for page in (first, second):
+        expect(page.locator("#feed-bell .count")).to_have_text("2")
+    items = first.locator("#feed-bell .item.unread .title")
+    expect(items).to_have_text(["New follower", "Bob replied"])
+    link = first.locator("#feed-bell .item a.title")
+    expect(link).to_have_attribute("href", "https://example.com/r/1")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    first.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+    # Read in the first tab: the second tab's count falls to zero without a reload.
+    first.click("#feed-bell .mark")
+    expect(first.locator("#feed-bell .count")).to_be_hidden()
+    expect(second.locator("#feed-bell .count")).to_be_hidden()
+    second.click("#feed-bell .bell")
+    expect(second.locator("#feed-bell .item.unread")).to_have_count(0)
+    expect(second.locator("#feed-bell .item .title")).to_have_text(["New follower", "Bob replied"])
+
+    # A later notification counts again; a fresh page knows what was read (server state).
+    notify(server, user_id, {"title": "Third", "body": ""})
+    expect(second.locator("#feed-bell .count")).to_have_text("1")
+    third = alice.context.new_page()
+    third.goto(server.http + "/rooms/")
+    bell_user(third)
+    expect(third.locator("#feed-bell .count")).to_have_text("1")
+    assert alice.errors == []
+
+
+def test_wrong_notifications_are_ignored_and_text_stays_text(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn")
+    bob = people(server.http)
+    bob.sign_in("bob")
+    user_id = bell_user(bob.page)
+    bob.page.click("#feed-bell .bell")
+    if bob.page.locator("#feed-bell .mark").is_enabled():
+        bob.page.click("#feed-bell .mark")
+    expect(bob.page.locator("#feed-bell .count")).to_be_hidden()
+    wrong = [
+        {"title": 5, "body": "a number as title"},
+        {"body": "no title"},
+        "just a string",
+        [1, 2],
+        None,
+        {"read": {"epoch": 1, "seq": "x"}},
+    ]
+    for data in wrong:
+        notify(server, user_id, data)
+    notify(server, user_id, {"title": "<img src=x onerror=alert(1)>", "body": 42, "url": "javascript:alert(2)"})
+    notify(server, user_id, {"title": "last", "body": "<b>bold?</b>", "url": "/relative/path"})
+    expect(bob.page.locator("#feed-bell .count")).to_have_text("2")
+    titles = bob.page.locator("#feed-bell .item .title")
+    expect(titles.first).to_have_text("last")
+    texts = titles.all_text_contents()
+    assert texts[:2] == ["last", "<img src=x onerror=alert(1)>"]
+    # Markup is text, a url that is not absolute http(s) is not followed, a non-string body is dropped.
+    assert bob.page.locator("#feed-bell img, #feed-bell b").count() == 0
+    assert bob.page.locator("#feed-bell .item a").count() == 0
+    expect(bob.page.locator("#feed-bell .item .body").first).to_have_text("<b>bold?</b>")
+    assert bob.dialogs == [] and bob.errors == []
