@@ -24,10 +24,11 @@ from ninja.utils import check_csrf
 from . import runtime
 from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_user, origin_allowed, verify_token
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
+from .history import older_page, since_from_archive
 from .names import KINDS, StreamName, parse_stream
 from .ordering import plan_since
 from .protocol import ClientId, Since
-from .publishing import apublish
+from .publishing import ARCHIVED_KINDS, apublish
 from .ratelimit import TokenBucket
 
 STREAM_PATTERN = r"^(%s):[A-Za-z0-9_.-]{1,64}$" % "|".join(KINDS)
@@ -224,24 +225,47 @@ async def publish_message(request: HttpRequest, stream: StreamPath) -> tuple[int
     return (200 if done.duplicate else 201), {"stream": done.stream, "seq": done.seq, "epoch": done.epoch}
 
 
-@api.get("/streams/{stream}/messages", response={200: MessagesOut, **ERRORS}, summary="Read a stream's backlog")
+@api.get(
+    "/streams/{stream}/messages",
+    response={200: MessagesOut, **ERRORS},
+    summary="Read a stream: its backlog, or older pages from the archive",
+)
 async def read_messages(
     request: HttpRequest,
     stream: StreamPath,
     since: Annotated[int | None, Query(None, ge=0, le=MAX_SEQ, description="the last seq the client has")] = None,
-    epoch: Annotated[str | None, Query(None, description="the epoch of `since`; without it `since` is not recovered")] = None,
-    limit: Annotated[int, Query(DEFAULT_LIMIT, ge=1, description="at most this many (capped by the server)")] = DEFAULT_LIMIT,
+    before: Annotated[
+        int | None,
+        Query(None, ge=1, le=MAX_SEQ, description="extension: messages older than this seq, newest first"),
+    ] = None,
+    epoch: Annotated[
+        str | None,
+        Query(None, description="the epoch of `since` or `before`; with `before`, the current epoch when left out"),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(None, ge=1, description="at most this many (default 100), capped by the server; with `before`, at most the cap"),
+    ] = None,
 ) -> dict[str, Any]:
-    """With `since`: up to `limit` messages after it, or `recovered: false` and none when the
-    backlog no longer holds all of them. Without: the last `limit` kept messages."""
+    """With `since`: up to `limit` messages after it, from the archive where the backlog no
+    longer has them, or `recovered: false` and none when they are not all kept. With
+    `before`: a page of older messages (docs/protocol-extensions.md). Without either: the
+    last `limit` kept messages."""
     name = parse_stream(stream)
     who = await principal_of(request)
     if not can_subscribe(who, name):
         raise Forbidden(f"no right to read {name.full}")
-    limit = min(limit, settings.RT_HTTP_LIMIT_CAP)
+    if before is not None:
+        if since is not None:
+            raise BadRequest("since and before cannot be combined: since reads forward, before reads back")
+        if limit is not None and limit > settings.RT_HTTP_LIMIT_CAP:
+            raise BadRequest(f"limit: at most {settings.RT_HTTP_LIMIT_CAP} with before")
+    most = min(limit or DEFAULT_LIMIT, settings.RT_HTTP_LIMIT_CAP)
+    if before is not None:
+        return await _read_before(name, before, epoch, most)
     # A position is the pair: `since` without `epoch` cannot be honoured in full, so it is
     # answered like a stale epoch (`recovered: false`); `epoch` alone is ignored.
-    return await _read(name, limit, Since(epoch or "", since) if since is not None else None)
+    return await _read(name, most, Since(epoch or "", since) if since is not None else None)
 
 
 async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, Any]:
@@ -252,6 +276,8 @@ async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, 
     else:
         got = await backlog.read(name.full, first=since.seq + 1, last=since.seq + limit)
         start = plan_since(since, got)
+        if not start.recovered and _archive_can_answer(name, since, got.epoch, got.latest):
+            return await _read_since_from_archive(name, since, limit)
         recovered, frames, latest = start.recovered, start.frames, start.position
     return {
         "stream": name.full,
@@ -259,6 +285,38 @@ async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, 
         "seq": latest,
         "recovered": recovered,
         "messages": [_message(text) for text in frames],
+    }
+
+
+def _archive_can_answer(name: StreamName, since: Since, epoch: str, latest: int) -> bool:
+    """A `since` of the current epoch that the backlog has dropped, on an archived kind."""
+    return name.kind in ARCHIVED_KINDS and since.epoch == epoch and since.seq < latest
+
+
+async def _read_since_from_archive(name: StreamName, since: Since, limit: int) -> dict[str, Any]:
+    """Over HTTP only: the part the backlog dropped comes from the archive; `recovered`
+    only when every message after `since` is there (else none, as PROTOCOL.md wants)."""
+    found = await since_from_archive(name.full, since.seq, since.epoch, limit)
+    return {
+        "stream": name.full,
+        "epoch": found.epoch,
+        "seq": found.latest,
+        "recovered": found.recovered,
+        "messages": found.messages if found.recovered else [],
+    }
+
+
+async def _read_before(name: StreamName, before: int, epoch: str | None, limit: int) -> dict[str, Any]:
+    """A page of older messages; `recovered` says whether it has no hole below `before`."""
+    page = await older_page(name.full, before, epoch, limit)
+    if not page.known:
+        raise BadRequest(f"epoch: {epoch!r} is not an epoch of {name.full}")
+    return {
+        "stream": name.full,
+        "epoch": page.epoch,
+        "seq": page.latest,
+        "recovered": page.contiguous,
+        "messages": page.messages,
     }
 
 

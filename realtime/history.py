@@ -48,35 +48,72 @@ async def _archived(stream: str, epoch: str, low: int, high: int, limit: int, *,
     return [row.as_message() async for row in rows]
 
 
-async def page_before(stream: str, before: int | None, epoch: str | None, limit: int) -> tuple[str, list[Message]]:
-    """Up to `limit` messages with seq < `before` (None: from the latest), newest first.
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Messages older than a position, newest first.
 
-    `epoch` None means the stream's current epoch; an older epoch is served from the
-    archive alone. Returns (epoch of the messages, messages). The next page is asked with
-    `before` = the last (oldest) seq returned and the same epoch; an empty page is the start.
-    Raises BadRequest for a bad stream name, Unavailable when Redis is down.
+    `latest` is the highest seq of `epoch` (the counter for the current epoch, the highest
+    archived seq for an older one); `known` is false for an epoch that is neither current
+    nor in the archive. `contiguous` is false when a seq between `before` and the oldest
+    message returned is missing (dropped from the backlog, not archived yet).
+    """
+
+    epoch: str
+    latest: int
+    known: bool
+    contiguous: bool
+    messages: list[Message]
+
+
+async def _archived_latest(stream: str, epoch: str) -> int | None:
+    row = await ArchivedMessage.objects.filter(stream=stream, epoch=epoch).order_by("-seq").afirst()
+    return None if row is None else int(row.seq)
+
+
+async def older_page(stream: str, before: int | None, epoch: str | None, limit: int) -> Page:
+    """Up to `limit` messages with seq < `before` (None: from the latest), newest first:
+    from the backlog while it has them, from the archive below its oldest kept seq.
+
+    `epoch` None means the current epoch; an older one is served from the archive alone.
+    A `before` past the latest seq reads from the latest. The next page is asked with
+    `before` = the oldest seq returned and the same epoch; an empty page means nothing
+    older is kept. Raises BadRequest for a bad stream name, Unavailable when Redis is down.
     """
     name = parse_stream(stream).full
     limit = max(0, limit)
     backlog = runtime.current().backlog
-    if before is None:
-        found = await backlog.read(name, first=1, last=-1, most=max(limit, 1))
-        top = found.latest + 1
-    else:
-        found = await backlog.read(name, first=max(1, before - max(limit, 1)), last=max(0, before - 1))
-        top = before
-    if limit == 0 or top <= 1:
-        return (epoch or found.epoch), []
+    # Counted back from `before - 1`, clamped by the script to the latest seq and to the
+    # oldest one kept: one round trip whatever `before` is.
+    last = -1 if before is None else max(0, before - 1)
+    found = await backlog.read(name, first=1, last=last, most=max(limit, 1))
     if epoch is not None and epoch != found.epoch:
-        return epoch, await _archived(name, epoch, 1, top, limit, newest_first=True)
+        latest = await _archived_latest(name, epoch)
+        if latest is None:
+            return Page(epoch, 0, False, True, [])
+        top = latest + 1 if before is None else min(before, latest + 1)
+        rows = await _archived(name, epoch, 1, top, limit, newest_first=True)
+        return Page(epoch, latest, True, _contiguous_down(rows, top), rows)
+    top = found.latest + 1 if before is None else min(before, found.latest + 1)
+    if limit == 0 or top <= 1:
+        return Page(found.epoch, found.latest, True, True, [])
     newest = [_message(frame) for frame in reversed(found.frames)]  # seqs found.last .. found.first
-    if newest and newest[0]["seq"] >= top:  # never true for a well-formed read; kept as a guard
-        newest = [m for m in newest if m["seq"] < top]
-    lowest_in_backlog = min(top, found.first)
+    lowest_in_backlog = min(top, found.first)  # the script never returns a frame at or above top
     older = await _archived(
-        name, found.epoch, max(1, top - limit), lowest_in_backlog, limit - len(newest), newest_first=True
+        name, found.epoch, 1, lowest_in_backlog, limit - len(newest), newest_first=True
     )
-    return found.epoch, newest + older
+    messages = newest + older
+    return Page(found.epoch, found.latest, True, _contiguous_down(messages, top), messages)
+
+
+def _contiguous_down(messages: list[Message], top: int) -> bool:
+    """Whether `messages` are exactly top - 1, top - 2, ... with nothing missing."""
+    return all(m["seq"] == top - 1 - i for i, m in enumerate(messages))
+
+
+async def page_before(stream: str, before: int | None, epoch: str | None, limit: int) -> tuple[str, list[Message]]:
+    """`older_page` as (epoch of the messages, messages): an unknown epoch gives none."""
+    page = await older_page(stream, before, epoch, limit)
+    return page.epoch, page.messages
 
 
 async def since_from_archive(stream: str, since_seq: int, epoch: str, limit: int) -> SinceResult:
