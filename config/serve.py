@@ -1,5 +1,6 @@
 """`make run`: Redis (embedded unless REDIS_URL is set), migrations and demo data under a
 lock, then the ASGI server and the archiver, all stopped together on Ctrl-C or SIGTERM.
+`manage.py archive_retention` runs at start and then every day beside them.
 
 Several of these with one REDIS_URL and DATABASE_URL and distinct PORTs form a cluster.
 """
@@ -38,7 +39,7 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
         ]
     if server == "daphne":
-        return [PY, "-m", "daphne", "-b", host, "-p", str(port), "--ping-interval", "20", "--ping-timeout", "30", "config.asgi:application"]
+        return [PY, "-m", "config.daphne_server", "-b", host, "-p", str(port), "--ping-interval", "20", "--ping-timeout", "30", "config.asgi:application"]
     raise SystemExit(f"SERVER={server!r}: use uvicorn or daphne")
 
 
@@ -55,6 +56,45 @@ def _lock(path: Path, blocking: bool) -> IO[str] | None:
         handle.close()
         return None
     return handle
+
+
+class PeriodicCommand:
+    """A command run now and then every `interval` seconds, one at a time, by the supervisor's
+    loop: a failure is reported and retried at the next turn, never stops the server."""
+
+    def __init__(self, name: str, command: list[str], env: Mapping[str, str], interval: float) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.interval = interval
+        self.next_at = time.monotonic()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def tick(self) -> None:
+        """Called often: reports a finished run, starts one that is due."""
+        if self.process is not None:
+            code = self.process.poll()
+            if code is None:
+                return
+            self.process = None
+            if code != 0:
+                _say(f"{self.name} failed with exit code {code}; next try in {self.interval:g} s")
+        if time.monotonic() >= self.next_at:
+            self.next_at = time.monotonic() + self.interval
+            try:
+                self.process = subprocess.Popen(self.command, env=dict(self.env), preexec_fn=_die_with_parent)
+            except OSError as exc:
+                _say(f"{self.name} could not start: {exc}; next try in {self.interval:g} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
 
 
 def main() -> int:
@@ -81,6 +121,12 @@ def main() -> int:
             env["REDIS_URL"] = redis.url
             _say(f"embedded Redis {redis.url} (pid {redis.process.pid if redis.process else '?'}), data in {redis_dir}")
     children: list[subprocess.Popen[bytes]] = []
+    retention = PeriodicCommand(
+        "archive_retention",
+        [PY, "manage.py", "archive_retention"],
+        env,
+        float(env.get("RT_RETENTION_INTERVAL", "86400")),
+    )
 
     def shutdown(signum: int = signal.SIGTERM, frame: object = None) -> None:
         raise KeyboardInterrupt
@@ -105,6 +151,7 @@ def main() -> int:
         _say(f"  admin:   http://{shown}:{port}/admin/")
         _say(f"  health:  http://{shown}:{port}/healthz   metrics: http://{shown}:{port}/metrics")
         while True:
+            retention.tick()
             for child in children:
                 if child.poll() is not None:
                     _say(f"{child.args[2] if len(child.args) > 2 else child.args} exited with {child.returncode}; stopping")
@@ -119,6 +166,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        retention.stop()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

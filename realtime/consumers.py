@@ -200,8 +200,9 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         except TimeoutError:
             pass
         except Exception:
-            # Daphne (autobahn) refuses to send codes other than 1000 and 3000-4999 and
-            # raises: without a fallback a binary frame left the connection open. 4508
+            # Stock daphne (autobahn; `manage.py runserver`) refuses codes other than 1000
+            # and 3000-4999 and raises; `config.daphne_server`, what `make run` starts, sends
+            # them. Without a fallback a binary frame would leave the connection open; 4508
             # says the same as 1003 to a client: reconnecting the same way fails again.
             if code < 3000:
                 await self.close(CloseCode.ABUSE if code == CloseCode.UNSUPPORTED_DATA else CloseCode.NORMAL, timeout)
