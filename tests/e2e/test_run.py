@@ -1,10 +1,12 @@
 """`make run` (config.serve): serves, answers a WebSocket ping, stops without orphans,
-finds its data again, and several processes on one REDIS_URL form a cluster."""
+finds its data again, several processes on one REDIS_URL form a cluster, and archive
+retention runs at start and again after a failure."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import psutil
 import pytest
 
 from config.embedded_redis import EmbeddedRedis, free_port
+from config.serve import PeriodicCommand
 from tests.wsclient import Client
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -122,3 +125,49 @@ async def test_two_runs_on_one_redis_form_a_cluster(tmp_path: Path, redis_server
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             assert proc.wait(30) == 0
+
+
+_OLD_AND_NEW_ROWS = """
+import time
+from realtime.models import ArchivedMessage
+now = int(time.time() * 1000)
+ArchivedMessage.objects.create(stream="room:old", epoch="e", seq=1, ts=now - 400 * 86_400_000, data={"text": "old"})
+ArchivedMessage.objects.create(stream="room:old", epoch="e", seq=2, ts=now, data={"text": "new"})
+"""
+
+
+def archived_seqs(data_dir: Path) -> list[int]:
+    with sqlite3.connect(data_dir / "db.sqlite3") as db:
+        return [seq for (seq,) in db.execute("SELECT seq FROM realtime_archivedmessage ORDER BY seq")]
+
+
+async def test_run_applies_archive_retention_at_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX")}
+    env.update(RT_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
+    for command in (["migrate", "--noinput", "-v", "0"], ["shell", "-c", _OLD_AND_NEW_ROWS]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True)
+    assert archived_seqs(tmp_path) == [1, 2]
+    proc = start_run(tmp_path, free_port())
+    try:
+        deadline = time.monotonic() + 30
+        while archived_seqs(tmp_path) != [2] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert archived_seqs(tmp_path) == [2]  # past RT_ARCHIVE_DAYS_ROOM (365): deleted; recent: kept
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def test_a_failing_periodic_command_is_reported_and_run_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    script = f"open({str(runs)!r}, 'a').write('x'); raise SystemExit(3)"
+    job = PeriodicCommand("flaky", [sys.executable, "-c", script], os.environ, interval=0.3)
+    try:
+        deadline = time.monotonic() + 30
+        while (not runs.exists() or len(runs.read_text()) < 2) and time.monotonic() < deadline:
+            job.tick()
+            time.sleep(0.05)
+        assert len(runs.read_text()) >= 2  # failed once, then ran again at its next turn
+        assert "[run] flaky failed with exit code 3" in capsys.readouterr().out
+    finally:
+        job.stop()
