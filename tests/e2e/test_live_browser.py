@@ -236,3 +236,56 @@ def test_a_close_that_forbids_reconnecting_shows_a_stop_state(start_server, peop
     expect(viewer.page.locator("#home-score")).to_have_text("1")  # the last score stays on show
     assert len(sockets) == 1
     assert viewer.errors == []
+
+
+def test_updates_pushed_out_of_the_backlog_while_offline_are_replaced_by_the_latest(start_server, people, settings) -> None:
+    """Offline longer than the backlog holds: the socket says `recovered: false` and sends
+    nothing up to that point, so the page fetches the latest update over HTTP."""
+    settings.RT_BACKLOG_SIZE = 3  # the publisher trims the backlog: this process, here
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="3")
+    match = play_match("Rovers", "United", 2028)
+    viewer = people(server.http)
+    open_scoreboard(viewer, "trimmed")
+    publish("live:trimmed", match[0].data)
+    shows(viewer, match[0].data)
+
+    viewer.context.set_offline(True)
+    expect(viewer.page.locator("#connection")).not_to_have_attribute("data-state", "live")
+    for update in match[1:75]:
+        publish("live:trimmed", update.data)
+    with viewer.page.expect_response(lambda r: "/messages?limit=1" in r.url) as reload:
+        viewer.context.set_offline(False)
+    assert reload.value.status == 200
+    shows(viewer, match[74].data)
+    expect(viewer.page.locator("#board")).to_have_attribute("data-seq", "75")
+    assert received(viewer) == 2
+    publish("live:trimmed", match[75].data)
+    shows(viewer, match[75].data)
+    assert viewer.errors == []
+
+
+READ_UPDATE_TABLE = """async () => {
+  const { readUpdate, formatAge } = await import("/static/live/update.js");
+  const cases = [
+    {home: " Rovers ", away: "United", score: [2, 1], clock: "67:00", status: "second half", event: "Goal!", x: 1},
+    {score: [0, 0]}, {score: [1, 2, 3]}, {score: ["1", 2]}, {score: [-1, 0]}, {score: [NaN, 0]},
+    {score: [2 ** 53, 0]}, {score: {0: 1, 1: 2, length: 2}}, {home: ""}, {home: "x".repeat(100)},
+    {event: "  "}, {clock: 67}, null, "text", [1, 2], 7, true, {},
+  ];
+  return {
+    updates: cases.map((data) => readUpdate(data)),
+    ages: [-5000, 0, 999, 59999, 60000, 3599999, 3600000].map(formatAge),
+  };
+}"""
+
+
+def test_read_update_keeps_only_well_typed_fields(start_server, people) -> None:
+    server = start_server("uvicorn")
+    person = people(server.http)
+    open_scoreboard(person, "table")
+    got = person.page.evaluate(READ_UPDATE_TABLE)
+    full = {"home": "Rovers", "away": "United", "score": [2, 1], "clock": "67:00", "status": "second half",
+            "event": "Goal!"}
+    assert got["updates"] == [full, {"score": [0, 0]}] + [{}] * 7 + [{"home": "x" * 64}] + [{}] * 8
+    assert got["ages"] == ["updated 0 s ago", "updated 0 s ago", "updated 0 s ago", "updated 59 s ago",
+                           "updated 1 min ago", "updated 59 min ago", "updated 1 h ago"]
