@@ -1,7 +1,8 @@
 /**
  * The feed widget's DOM: a bell with the unread count and a dropdown list, drawn inside a
  * shadow root with its own styles, so that the page around it and the widget cannot
- * restyle each other. Text is only ever set with `textContent`.
+ * restyle each other. Sizes are in px and em, never rem: rem follows the host page's root
+ * font size, which a shadow root does not shut out. Text is only ever set with `textContent`.
  * @module feed/view
  */
 
@@ -12,35 +13,35 @@ const STYLES = `
   font: 15px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 .feed * { box-sizing: border-box; font: inherit; color: inherit; }
 .bell { all: unset; position: relative; display: inline-flex; align-items: center; justify-content: center;
-  width: 2.4rem; height: 2.4rem; border-radius: 999px; cursor: pointer; background: #eef2f7; color: #1d2330; }
+  width: 2.4em; height: 2.4em; border-radius: 999px; cursor: pointer; background: #eef2f7; color: #1d2330; }
 .bell:focus-visible { outline: 2px solid #2563eb; outline-offset: 2px; }
-.bell svg { width: 1.3rem; height: 1.3rem; fill: currentColor; display: block; }
-.count { position: absolute; top: -.2rem; right: -.3rem; min-width: 1.25rem; height: 1.25rem; padding: 0 .3rem;
-  border-radius: 999px; background: #d92d20; color: #fff; font-size: .72rem; font-weight: 700;
-  line-height: 1.25rem; text-align: center; }
+.bell svg { width: 1.3em; height: 1.3em; fill: currentColor; display: block; }
+.count { position: absolute; top: -.2em; right: -.3em; min-width: 1.25em; height: 1.25em; padding: 0 .3em;
+  border-radius: 999px; background: #d92d20; color: #fff; font-size: .72em; font-weight: 700;
+  line-height: 1.25em; text-align: center; }
 .count[hidden], .panel[hidden], .empty[hidden], .status[hidden] { display: none; }
-.panel { position: absolute; top: calc(100% + .4rem); z-index: 2147483000; width: min(22rem, calc(100vw - 1rem));
-  max-height: min(28rem, 70vh); overflow: auto; background: #fff; border: 1px solid #e3e6eb; border-radius: 12px;
+.panel { position: absolute; top: calc(100% + .4em); z-index: 2147483000; width: min(22em, calc(100vw - 1em));
+  max-height: min(28em, 70vh); overflow: auto; background: #fff; border: 1px solid #e3e6eb; border-radius: 12px;
   box-shadow: 0 10px 30px rgba(16, 24, 40, .18); text-align: left; }
 .feed[data-align=end] .panel { right: 0; }
 .feed[data-align=start] .panel { left: 0; }
-.head { display: flex; align-items: center; justify-content: space-between; gap: .5rem; padding: .6rem .8rem;
+.head { display: flex; align-items: center; justify-content: space-between; gap: .5em; padding: .6em .8em;
   border-bottom: 1px solid #e3e6eb; }
 .head strong { font-weight: 700; }
-.mark { all: unset; color: #2563eb; cursor: pointer; font-size: .85rem; }
+.mark { all: unset; color: #2563eb; cursor: pointer; font-size: .85em; }
 .mark:disabled { color: #9aa1ad; cursor: default; }
-.status { margin: 0; padding: .5rem .8rem; font-size: .85rem; background: #fff4d6; color: #8a5a00; }
+.status { margin: 0; padding: .5em .8em; font-size: .85em; background: #fff4d6; color: #8a5a00; }
 .feed[data-state=error] .status { background: #fde8e8; color: #b42318; }
 .feed[data-state=error] .bell { background: #fde8e8; color: #b42318; }
 .list { list-style: none; margin: 0; padding: 0; }
-.item { display: block; padding: .6rem .8rem; border-top: 1px solid #f0f1f4; }
+.item { display: block; padding: .6em .8em; border-top: 1px solid #f0f1f4; }
 .item:first-child { border-top: 0; }
 .item.unread { background: #eef4ff; }
 .item a { color: #2563eb; text-decoration: none; }
 .title { display: block; font-weight: 600; overflow-wrap: anywhere; }
 .body { display: block; white-space: pre-wrap; overflow-wrap: anywhere; }
-.time { display: block; font-size: .75rem; color: #6b7280; }
-.empty { margin: 0; padding: 1rem .8rem; color: #6b7280; font-size: .9rem; }
+.time { display: block; font-size: .75em; color: #6b7280; }
+.empty { margin: 0; padding: 1em .8em; color: #6b7280; font-size: .9em; }
 `;
 
 const BELL_SVG =

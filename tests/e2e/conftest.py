@@ -161,3 +161,29 @@ def people(chromium: Any) -> Iterator[Callable[[str], Person]]:
     yield make
     for person in made:
         person.context.close()
+
+
+# --- Another site that embeds the feed (examples/embed_host.py) -------------------------
+
+
+@pytest.fixture
+def embed_host(server_env: dict[str, str]) -> Iterator[Callable[..., Any]]:
+    """Factory: embed_host(server, user_id, ttl=300, pages={}) -> a running HostServer on
+    its own port (another origin than `server`), minting tokens with the servers' secret."""
+    from examples.embed_host import HostConfig, HostServer
+
+    made: list[Any] = []
+
+    def make(server: Any, user_id: str, ttl: int = 300, pages: dict[str, str] | None = None) -> Any:
+        config = HostConfig(
+            server=server.http, secret=server_env["RT_TOKEN_SECRET"], user_id=user_id, ttl=ttl, pages=dict(pages or {})
+        )
+        httpd = HostServer(("127.0.0.1", 0), config)
+        httpd.serve_in_thread()
+        made.append(httpd)
+        return httpd
+
+    yield make
+    for httpd in made:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,242 @@
+"""The embed (static/realtime/embed.js) on a page of another origin, in a real Chromium:
+a host page served by examples/embed_host.py from its own port, the realtime server on
+another, tokens minted by the host's backend with the shared secret.
+
+Sync tests on purpose: Playwright's sync API cannot run inside pytest-asyncio's loop.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.tokens import mint
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOT = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots" / "embed-widget.png"
+
+
+def new_user() -> str:
+    return "e" + uuid.uuid4().hex[:10]
+
+
+def notify(server: Any, user_id: str, title: str, body: str = "") -> None:
+    reply = httpx.post(
+        f"{server.http}/api/streams/user:{user_id}/messages",
+        json={"data": {"title": title, "body": body}},
+        headers={"Authorization": "Bearer " + mint(sub="backend", pubs=["user:*"])},
+    )
+    assert reply.status_code == 201, reply.text
+
+
+def widget(page: Any, index: int = 0) -> Any:
+    return page.locator("rt-feed").nth(index)
+
+
+def open_host(person: Any, url: str, count: int = 1) -> None:
+    person.page.goto(url)
+    for index in range(count):
+        expect(widget(person.page, index).locator(".feed")).to_have_attribute("data-state", "connected")
+
+
+def titles(page: Any, index: int = 0) -> Any:
+    return widget(page, index).locator(".item .title")
+
+
+def test_widget_on_another_origin_shows_a_published_notification(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    assert host.url.rsplit(":", 1)[1] != str(server.port)  # another origin
+    person = people(host.url)
+    open_host(person, host.url + "/")
+
+    # Publish over the HTTP API; the page notes when the count changes (its own clock).
+    person.page.evaluate(
+        """() => {
+      const count = document.querySelector("rt-feed").shadowRoot.querySelector(".count");
+      new MutationObserver(() => { window.shownAt ??= performance.timeOrigin + performance.now(); })
+        .observe(count, { childList: true, characterData: true, subtree: true, attributes: true });
+    }"""
+    )
+    sent_at = time.time() * 1000
+    notify(server, user, "Your order has shipped", "Arriving on Thursday")
+    expect(widget(person.page).locator(".count")).to_have_text("1", timeout=5000)
+    latency = person.page.evaluate("() => window.shownAt") - sent_at
+    print(f"\nembed latency, HTTP publish -> shown on the other origin: {latency:.1f} ms")
+    assert 0 < latency < 5000
+
+    # The host's own backend sends one too (the demo's button).
+    person.page.click("button[type=submit]")
+    expect(widget(person.page).locator(".count")).to_have_text("2")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(["Hello #1", "Your order has shipped"])
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    person.page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+    # Marking read works across origins with the bearer token.
+    widget(person.page).locator(".mark").click()
+    expect(widget(person.page).locator(".count")).to_be_hidden()
+    read = httpx.get(f"{server.http}/api/feed/{user}/read", headers={"Authorization": "Bearer " + mint(sub=user)})
+    assert read.json()["seq"] >= 2
+    assert person.errors == []
+
+
+def test_notifications_sent_while_offline_appear_once_each(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    person = people(host.url)
+    open_host(person, host.url + "/")
+    notify(server, user, "before")
+    expect(widget(person.page).locator(".count")).to_have_text("1")
+
+    person.context.set_offline(True)
+    expect(widget(person.page).locator(".feed")).not_to_have_attribute("data-state", "connected")
+    away = [f"while away {n}" for n in range(1, 5)]
+    for title in away:
+        notify(server, user, title)
+    person.context.set_offline(False)
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
+    expect(widget(person.page).locator(".count")).to_have_text("5")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text([*reversed(away), "before"])
+    assert person.errors == []
+
+
+def test_a_token_for_one_user_cannot_read_another_users_feed(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    mine, theirs = new_user(), new_user()
+    host = embed_host(server, mine)
+    # Two widgets, both with tokens for `mine`: one on its own feed, one pointed at `theirs`.
+    host.config.pages["/two"] = (
+        "<!doctype html><title>two</title>"
+        f'<p>own</p>{host.config.embed_tag()}<p>other</p>{host.config.embed_tag(user=theirs)}'
+    )
+    person = people(host.url)
+    person.page.goto(host.url + "/two")
+    expect(widget(person.page, 0).locator(".feed")).to_have_attribute("data-state", "connected")
+    refused = widget(person.page, 1)
+    expect(refused.locator(".feed")).to_have_attribute("data-state", "error")
+    expect(refused.locator(".status")).to_contain_text("may not read")
+
+    notify(server, theirs, "private to the other user")
+    notify(server, mine, "for me")  # published after: once it shows, the other had its chance
+    expect(widget(person.page, 0).locator(".count")).to_have_text("1")
+    refused.locator(".bell").click()
+    expect(refused.locator(".item")).to_have_count(0)
+    expect(refused.locator(".count")).to_be_hidden()
+    assert "private to the other user" not in person.page.content()
+    assert person.page.evaluate("() => document.querySelectorAll('rt-feed')[1].shadowRoot.textContent").count("private") == 0
+
+
+def test_without_a_token_the_widget_shows_an_error_and_does_not_connect(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    host = embed_host(server, new_user())
+    src = f"{server.http}/static/realtime/embed.js"
+    host.config.pages["/broken"] = f'<!doctype html><script type="module" src="{src}" data-token-url="/no-such-endpoint"></script>'
+    host.config.pages["/none"] = f'<!doctype html><script type="module" src="{src}"></script>'
+    person = people(host.url)
+    sockets: list[str] = []
+    person.page.on("websocket", lambda ws: sockets.append(ws.url))
+    person.page.goto(host.url + "/broken")
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "error")
+    expect(widget(person.page).locator(".status")).to_contain_text("Could not get a token")
+    person.page.goto(host.url + "/none")
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "error")
+    expect(widget(person.page).locator(".status")).to_contain_text("No token")
+    assert sockets == []
+
+
+STYLE_PROPS = ["color", "font-size", "font-family", "display", "background-color", "padding-top", "width", "height", "visibility"]
+HOST_BODY = """
+<h1>Host title</h1>
+<p class="lead">A paragraph of the host.</p>
+<div class="box"><button>Host button</button></div>
+<span>inline</span>
+"""
+HOSTILE = """<style>
+* { color: red !important; font-size: 40px; font-family: monospace !important; padding: 13px; }
+div { display: none }
+button, span, ul, li, a { background: lime !important; display: block !important; width: 300px !important; }
+.feed, .bell, .count, .title { visibility: hidden !important; }
+</style>"""
+
+
+def computed(page: Any, script: str) -> list[dict[str, str]]:
+    return page.evaluate(
+        """([script, props]) => {
+      const found = new Function(script)();
+      return found.map((el) => { const s = getComputedStyle(el); return Object.fromEntries(props.map((p) => [p, s.getPropertyValue(p)])); });
+    }""",
+        [script, STYLE_PROPS],
+    )
+
+
+def test_styles_do_not_cross_in_either_direction(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    tag = host.config.embed_tag()
+    host.config.pages["/bare"] = f"<!doctype html><title>bare</title>{HOST_BODY}"
+    host.config.pages["/plain"] = f"<!doctype html><title>plain</title>{HOST_BODY}{tag}"
+    host.config.pages["/hostile"] = f"<!doctype html><title>hostile</title>{HOSTILE}{HOST_BODY}{tag}"
+    notify(server, user, "A title", "A body")
+    person = people(host.url)
+    # The body grows by the widget's own box; every element of the host keeps its style.
+    host_elements = "return [...document.querySelectorAll('h1, p, div, button, span')];"
+    widget_elements = (
+        "const r = document.querySelector('rt-feed').shadowRoot;"
+        "return ['.feed', '.bell', '.count', '.panel', '.head', '.mark', '.item', '.title', '.body'].map((s) => r.querySelector(s));"
+    )
+
+    person.page.goto(host.url + "/bare")
+    expect(person.page.locator("h1")).to_have_text("Host title")
+    bare = computed(person.page, host_elements)
+    person.page.goto(host.url + "/plain")
+    expect(widget(person.page).locator(".count")).to_have_text("1")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(["A title"])
+    # The widget's styles leave the host page as it was without it.
+    assert computed(person.page, host_elements) == bare
+    plain_widget = computed(person.page, widget_elements)
+
+    person.page.goto(host.url + "/hostile")
+    expect(widget(person.page).locator(".count")).to_have_text("1")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(["A title"])
+    hostile_host = computed(person.page, host_elements)
+    assert hostile_host != bare and hostile_host[0]["color"] == "rgb(255, 0, 0)"  # the host's rules did apply to it
+    # ... and none of them reached the widget.
+    assert computed(person.page, widget_elements) == plain_widget
+    assert person.errors == []
+
+
+def test_an_expiring_token_is_renewed_and_nothing_is_missed(start_server, embed_host, people) -> None:
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user, ttl=4)
+    person = people(host.url)
+    open_host(person, host.url + "/")
+    first_tokens = host.tokens
+    sent = []
+    # About 11 s: past two expiries of the 4 s tokens, a notification every half second.
+    for n in range(22):
+        title = f"n{n:02d}"
+        notify(server, user, title)
+        sent.append(title)
+        time.sleep(0.5)
+    expect(widget(person.page).locator(".count")).to_have_text(str(len(sent)), timeout=15000)
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(list(reversed(sent)))
+    assert host.tokens >= first_tokens + 2  # renewed from data-token-url, more than once
+    assert person.errors == []
