@@ -127,3 +127,11 @@ def test_ctrl_c_stops_between_updates_without_a_traceback() -> None:
     assert sent >= 3 and len(messages) in (sent, sent + 1)
     assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
     assert messages[-1]["data"]["status"] != "full time"
+
+
+def test_redis_out_of_reach_stops_with_a_clear_error(settings) -> None:
+    from config.embedded_redis import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with pytest.raises(CommandError, match="publish failed after 0 of .* updates: unavailable"):
+        run("live:x", "--pace", "0", "--seed", "1")
