@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 #: Each update carries the full state, so the latest message is all a new viewer needs.
 HISTORY = 1
 
 
+@require_safe
 def scoreboard(request: HttpRequest, name: str) -> HttpResponse:
     config = {"stream": f"live:{name}", "history": HISTORY}
     return render(request, "live/scoreboard.html", {"name": name, "config": config})

@@ -57,3 +57,9 @@ def test_a_bad_stream_name_is_not_found(path: str) -> None:
 def test_the_site_navigation_links_to_the_live_demo() -> None:
     html = Client().get("/live/elsewhere/").content.decode()
     assert 'href="/live/demo/"' in html
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_the_page_only_answers_reads(method: str) -> None:
+    assert getattr(Client(), method)("/live/demo/").status_code == 405
+    assert Client().head("/live/demo/").status_code == 200
