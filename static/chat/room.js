@@ -1,12 +1,14 @@
 /**
  * The room page: recent history and live messages of `room:<name>` through the realtime
- * client, a composer for signed-in people whose own messages stay marked pending until
- * the server's `ack`. Message text is only ever set with `textContent`: what people
- * write is data, never markup.
+ * client, older pages over HTTP as the reader scrolls up ("load older"), a composer for
+ * signed-in people whose own messages stay marked pending until the server's `ack`, who
+ * is here and who is typing (chat/presence.js). Message text is only ever set with
+ * `textContent`: what people write is data, never markup.
  * @module chat/room
  */
 
 import { RealtimeClient, State } from "../realtime/client.js";
+import { PresenceList, TypingIndicator, signalTyping } from "./presence.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const list = document.getElementById("messages");
@@ -14,6 +16,13 @@ const statusEl = document.getElementById("status");
 const notice = document.getElementById("notice");
 const composer = document.getElementById("composer");
 const input = document.getElementById("text");
+const olderButton = document.getElementById("load-older");
+const beginning = document.getElementById("beginning");
+
+/** Messages per "load older" page. */
+const OLDER_PAGE = 50;
+/** Start loading older messages when the reader is this close to the top (px). */
+const NEAR_TOP = 150;
 
 /** Rendered messages of the current epoch, by seq. */
 let epoch = null;
@@ -92,6 +101,7 @@ function forgetEpoch(newEpoch) {
   epoch = newEpoch;
   for (const li of bySeq.values()) li.remove();
   bySeq.clear();
+  showBeginning(false);
 }
 
 /** Show a message from the stream (live, history or an HTTP reload), once per seq. */
@@ -110,8 +120,87 @@ function render(msg) {
   li.dataset.seq = String(msg.seq);
   bySeq.set(msg.seq, li);
   placeConfirmed(li, msg.seq);
+  if (msg.seq === 1) showBeginning(true);
+  if (msg.sender && typing) typing.stopped(msg.sender.id);
   if (stick) window.scrollTo(0, document.body.scrollHeight);
 }
+
+// --- older messages over HTTP ("load older", docs/protocol-extensions.md) ---------------
+
+let loadingOlder = false;
+let atBeginning = false;
+/** The latest seq when the subscription began: where paging starts in an empty page. */
+let subscribedAt = 0;
+
+function showBeginning(reached) {
+  atBeginning = reached;
+  beginning.hidden = !reached;
+  olderButton.hidden = reached;
+}
+
+function oldestShown() {
+  let oldest = null;
+  for (const seq of bySeq.keys()) if (oldest === null || seq < oldest) oldest = seq;
+  return oldest;
+}
+
+/** One page of messages older than the oldest shown, prepended without moving the reader. */
+async function loadOlder() {
+  if (loadingOlder || atBeginning || epoch === null) return;
+  const pageEpoch = epoch;
+  const before = oldestShown() ?? subscribedAt + 1;
+  loadingOlder = true;
+  olderButton.disabled = true;
+  olderButton.textContent = "Loading…";
+  try {
+    const query = `before=${before}&epoch=${encodeURIComponent(pageEpoch)}&limit=${OLDER_PAGE}`;
+    const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?${query}`;
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    if (epoch !== pageEpoch) return; // the stream restarted meanwhile: this page is of no use
+    prependOlder(body.messages);
+  } catch (err) {
+    showNotice(`Older messages could not be loaded: ${err.message}`);
+  } finally {
+    loadingOlder = false;
+    olderButton.disabled = false;
+    olderButton.textContent = "Load older messages";
+  }
+}
+
+/** `messages` come newest first; they go above what is shown, oldest at the top. None
+ * at all means nothing older is kept: the beginning of the room. */
+function prependOlder(messages) {
+  const fresh = document.createDocumentFragment();
+  for (const msg of [...messages].reverse()) {
+    if (msg.epoch !== epoch || bySeq.has(msg.seq)) continue;
+    const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
+    const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
+    li.dataset.seq = String(msg.seq);
+    bySeq.set(msg.seq, li);
+    fresh.append(li);
+  }
+  // Keep what the reader looks at in place: the page grows above it by exactly this much.
+  const heightBefore = document.documentElement.scrollHeight;
+  const scrolledBefore = window.scrollY;
+  list.prepend(fresh);
+  markGaps();
+  if (messages.length === 0 || bySeq.has(1)) showBeginning(true);
+  window.scrollTo(0, scrolledBefore + document.documentElement.scrollHeight - heightBefore);
+}
+
+// The page keeps the reader's place itself, so the browser's own scroll anchoring must not add to it.
+document.documentElement.style.overflowAnchor = "none";
+olderButton.addEventListener("click", loadOlder);
+// Only a move up near the top loads: the page's own scrolls (to the newest message while
+// history arrives, below a prepended page) all go down.
+let lastScrollY = window.scrollY;
+window.addEventListener("scroll", () => {
+  const movedUp = window.scrollY < lastScrollY;
+  lastScrollY = window.scrollY;
+  if (movedUp && window.scrollY < NEAR_TOP && bySeq.size > 0) loadOlder();
+}, { passive: true });
 
 /** Say where messages are missing between two shown ones (after a failed recovery). */
 function markGaps() {
@@ -152,19 +241,36 @@ client.on("state", ({ newState }) => showStatus(newState));
 client.on("closed", ({ code }) => showNotice(`The connection was closed (${code}). Reload the page to reconnect.`));
 showStatus(client.state);
 
+const presence = new PresenceList({
+  client,
+  stream: config.stream,
+  list: document.getElementById("who"),
+  count: document.getElementById("who-count"),
+  me: config.user,
+});
+const typing = new TypingIndicator({ client, stream: config.stream, element: document.getElementById("typing"), me: config.user });
+
 client.subscribe(config.stream, {
   history: config.history,
   onMessage: render,
+  onSubscribed: (info) => {
+    if (info.epoch !== epoch) forgetEpoch(info.epoch);
+    subscribedAt = info.seq;
+    if (info.seq === 0) showBeginning(true);
+    presence.refresh(); // presence frames are never replayed: ask again on every (re)subscribe
+  },
   onRecoveryFailed: reloadHistory,
   onError: (err) => showNotice(`This room cannot be read: ${err.message}`),
 });
 
 if (composer) {
+  const typed = signalTyping({ client, stream: config.stream, input });
   composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text) return;
     input.value = "";
+    typed();
     send(text);
   });
 }
@@ -199,4 +305,4 @@ async function send(text) {
 }
 
 // For people debugging the page from the console.
-window.chatRoom = { client };
+window.chatRoom = { client, presence, typing, loadOlder };

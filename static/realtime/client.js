@@ -268,6 +268,16 @@ export class RealtimeClient {
     });
   }
 
+  /**
+   * Send a frame of a protocol extension (`presence`, `typing`: docs/protocol-extensions.md)
+   * on the current socket. Not queued: such frames are hints that a page sends again later.
+   * @param {object} frame
+   * @returns {boolean} false when not connected
+   */
+  send(frame) {
+    return this._send(frame);
+  }
+
   // --- the one place the state changes ------------------------------------------------
 
   _setState(newState) {

@@ -52,6 +52,9 @@ def test_two_people_chat_and_see_each_other(server, people, chat_users) -> None:
     carol.sign_in("carol")
     carol.open_room("lobby")
     texts_in_order(carol, expected)
+    # Each page lists who is here (the screenshot shows it).
+    for person in (alice, bob, carol):
+        expect(person.page.locator("#who li")).to_have_text(["alice", "bob", "carol"])
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     bob.page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -4,10 +4,13 @@ real test Redis and the test database, with the archive worker run for real."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -18,7 +21,9 @@ from realtime import runtime
 from realtime.archive import Archiver, make_client
 from realtime.models import ArchivedMessage
 from realtime.publishing import Sender, apublish
+from tests.conftest import BASE_DIR
 from tests.tokens import mint
+from tests.wsclient import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -231,3 +236,30 @@ async def test_openapi_documents_before() -> None:
     before = params["before"]
     assert before["required"] is False and "older" in before["description"]
     assert {"type": "integer", "minimum": 1, "maximum": 2**53 - 1} in before["schema"]["anyOf"]
+
+
+@pytest.mark.slow
+async def test_websocket_since_past_the_backlog_stays_unrecovered(start_server: Any) -> None:
+    """The archive serves `since` over HTTP only: the socket keeps answering as before.
+    A real server and a real archiver process, both on the end-to-end database."""
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="10", RT_PUBLISH_RATE="0")
+    headers = {"Authorization": "Bearer " + mint(sub="1", name="alice")}
+    async with httpx.AsyncClient(base_url=server.http, headers=headers) as http:
+        for i in range(40):
+            assert (await http.post("/api/streams/room:since/messages", json={"data": i})).status_code == 201
+        archived = subprocess.run(
+            [sys.executable, "manage.py", "run_archiver", "--once"],
+            cwd=BASE_DIR, env=server.env, capture_output=True, text=True, timeout=120,
+        )
+        assert "archived 40 entries" in archived.stdout, archived.stderr
+        epoch = (await http.get("/api/streams/room:since/messages?limit=1")).json()["epoch"]
+        page = (await http.get(f"/api/streams/room:since/messages?since=5&epoch={epoch}")).json()
+    assert page["recovered"] is True and [m["seq"] for m in page["messages"]] == list(range(6, 41))
+    socket = await Client.connect(server.ws)
+    try:
+        reply = await socket.subscribe("room:since", since={"epoch": epoch, "seq": 5})
+        assert reply["recovered"] is False and reply["seq"] == 40
+        await socket.send({"type": "ping"})
+        assert await socket.recv() == {"type": "pong"}  # and nothing was replayed before it
+    finally:
+        await socket.close()

@@ -1,0 +1,107 @@
+"""A room with more history than its backlog, read back in a real Chromium: scrolling to
+the top pages older messages over HTTP (backlog, then the database archive) until the
+first one, with no duplicate and no hole, without moving what the reader looks at."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import BASE_DIR
+from tests.tokens import mint
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+BACKLOG = 50
+MESSAGES = 300
+
+
+def fill_room(server, stream: str, count: int) -> None:
+    """`count` messages over the HTTP API, then the archiver run once over them."""
+    headers = {"Authorization": "Bearer " + mint(sub="1", name="alice")}
+    with httpx.Client(base_url=server.http, headers=headers, timeout=10) as http:
+        for i in range(1, count + 1):
+            done = http.post(f"/api/streams/{stream}/messages", json={"data": {"text": f"message {i}"}})
+            assert done.status_code == 201, done.text
+    archived = subprocess.run(
+        [sys.executable, "manage.py", "run_archiver", "--once"],
+        cwd=BASE_DIR, env=server.env, capture_output=True, text=True, timeout=120,
+    )
+    assert archived.returncode == 0, archived.stderr
+    assert f"archived {count} entries" in archived.stdout
+
+
+def shown_seqs(person) -> list[int]:
+    return person.page.locator("#messages li.message").evaluate_all("els => els.map(e => Number(e.dataset.seq))")
+
+
+def test_scrolling_up_reaches_the_first_message_across_the_archive(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0")
+    fill_room(server, "room:attic", MESSAGES)
+    reader = people(server.http)
+    reader.open_room("attic")
+    # The page opens with the 50 kept messages (history 50 = the whole backlog).
+    expect(reader.page.locator("#messages li.message")).to_have_count(BACKLOG)
+    assert shown_seqs(reader) == list(range(MESSAGES - BACKLOG + 1, MESSAGES + 1))
+    expect(reader.page.locator("#beginning")).to_be_hidden()
+
+    pages = 0
+    while not reader.page.locator("#beginning").is_visible():
+        count = reader.page.locator("#messages li.message").count()
+        looked_at = reader.page.locator(f"#messages li.message[data-seq='{shown_seqs(reader)[0]}']")
+        # The reader scrolls to the top; where the oldest message is, in the same task.
+        top_before = looked_at.evaluate("el => { window.scrollTo(0, 0); return el.getBoundingClientRect().top; }")
+        expect(reader.page.locator("#messages li.message")).not_to_have_count(count)
+        # The older page went above: what the reader looked at has not moved.
+        assert abs(looked_at.evaluate("el => el.getBoundingClientRect().top") - top_before) <= 2
+        pages += 1
+        assert pages <= MESSAGES // 50 + 1, "the beginning never came"
+
+    seqs = shown_seqs(reader)
+    assert seqs == list(range(1, MESSAGES + 1))  # every seq once, in order
+    texts = reader.page.locator("#messages li.message .text").all_text_contents()
+    assert texts == [f"message {i}" for i in range(1, MESSAGES + 1)]
+    expect(reader.page.locator("#load-older")).to_be_hidden()
+    expect(reader.page.locator("#messages li.gap")).to_have_count(0)
+
+    # Live messages still arrive at the bottom after all that.
+    headers = {"Authorization": "Bearer " + mint(sub="2", name="bob")}
+    httpx.post(f"{server.http}/api/streams/room:attic/messages", json={"data": {"text": "fresh"}}, headers=headers)
+    expect(reader.page.locator("#messages li.message .text").last).to_have_text("fresh")
+    assert shown_seqs(reader)[-2:] == [MESSAGES, MESSAGES + 1]
+    assert reader.errors == []
+
+
+def test_load_older_button_keeps_the_reader_in_place(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0")
+    fill_room(server, "room:cellar", 120)
+    reader = people(server.http)
+    reader.open_room("cellar")
+    expect(reader.page.locator("#messages li.message")).to_have_count(BACKLOG)
+    oldest = reader.page.locator("#messages li.message[data-seq='71']")
+    # Somewhere below the top (the top would load by itself), then the button: a click
+    # that does not scroll the page first, as a keyboard or screen reader user would.
+    reader.page.evaluate("window.scrollTo(0, 200)")
+    top_before = oldest.evaluate("el => el.getBoundingClientRect().top")
+    reader.page.locator("#load-older").dispatch_event("click")
+    expect(reader.page.locator("#messages li.message")).to_have_count(BACKLOG + 50)
+    top_after = oldest.evaluate("el => el.getBoundingClientRect().top")
+    assert abs(top_after - top_before) <= 2, (top_before, top_after)  # the same message at the same place
+    assert shown_seqs(reader) == list(range(21, 121))
+    expect(reader.page.locator("#beginning")).to_be_hidden()
+
+
+def test_a_short_room_shows_its_beginning_without_paging(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn")
+    reader = people(server.http)
+    reader.open_room("empty-porch")
+    expect(reader.page.locator("#beginning")).to_be_visible()  # nothing at all yet
+    fill_room(server, "room:small", 3)
+    reader.open_room("small")
+    expect(reader.page.locator("#messages li.message")).to_have_count(3)
+    expect(reader.page.locator("#beginning")).to_be_visible()
+    expect(reader.page.locator("#load-older")).to_be_hidden()
