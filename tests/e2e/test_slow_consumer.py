@@ -1,8 +1,8 @@
 """A subscriber that stops reading: the others are not held back, the server stays
 bounded (the outbox cap drops its queue) and ends it with close code 4000, which the
 client sees as soon as it reads again; reconnecting with `since` it loses nothing.
-A peer that never reads again does not keep its connection: under uvicorn the close has
-a deadline (`config.uvicorn_ws`), after which the socket is aborted."""
+A peer that never reads again does not keep its connection: the close has a deadline
+(`config.uvicorn_ws`, `config.daphne_server`), after which the socket is aborted."""
 
 from __future__ import annotations
 
@@ -142,24 +142,28 @@ async def run_slow_consumer(srv: Any, reconnectable: set[int]) -> None:
         await client.close()
 
 
-async def test_stalled_subscriber_overflows_its_outbox_and_is_closed(start_server) -> None:
-    """Keepalive pings are far away: only the outbox bound can end the stalled socket."""
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+async def test_stalled_subscriber_overflows_its_outbox_and_is_closed(start_server, kind: str) -> None:
+    """Keepalive pings are far away: only the outbox bound can end the stalled socket
+    (under daphne, the bound of config.daphne_server on Twisted's write buffer). daphne
+    writes the 9 MB flood into its buffers faster than a Python client reads them, so a
+    reader that keeps up can be over 1 MiB behind there: its bound is 4 MiB (the default)."""
     srv = start_server(
-        "uvicorn", RT_PUBLISH_RATE="0", RT_OUTBOX_BYTES="65536", RT_BACKLOG_SIZE="10000",
-        RT_WS_PING_INTERVAL="600", RT_WS_PING_TIMEOUT="600",
+        kind, RT_PUBLISH_RATE="0", RT_OUTBOX_BYTES=str(1 << 20 if kind == "uvicorn" else 4 << 20), RT_BACKLOG_SIZE="10000",
+        RT_WS_PING_INTERVAL="600", RT_WS_PING_TIMEOUT="600", RT_WS_CLOSE_TIMEOUT="120",
     )
     await run_slow_consumer(srv, {4000})
     await wait_for_metric(srv.http, "rt_connections", 0)
 
 
-@pytest.mark.parametrize("cause", ["outbox overflow", "ping timeout"])
-async def test_a_peer_that_never_reads_again_loses_its_connection(start_server, cause: str) -> None:
+@pytest.mark.parametrize(("kind", "cause"), [("uvicorn", "outbox overflow"), ("uvicorn", "ping timeout"), ("daphne", "outbox overflow")])
+async def test_a_peer_that_never_reads_again_loses_its_connection(start_server, kind: str, cause: str) -> None:
     """Its socket buffers are full, so neither the 4000 close nor a ping can be written;
     the server aborts the connection after RT_WS_CLOSE_TIMEOUT while the peer still reads
     nothing. Reading afterwards, the peer finds in-order frames and then the end."""
     overflow = cause == "outbox overflow"
     srv = start_server(
-        "uvicorn", RT_PUBLISH_RATE="0", RT_BACKLOG_SIZE="10000", RT_WS_CLOSE_TIMEOUT="1",
+        kind, RT_PUBLISH_RATE="0", RT_BACKLOG_SIZE="10000", RT_WS_CLOSE_TIMEOUT="1",
         RT_OUTBOX_BYTES="65536" if overflow else str(64 << 20),
         RT_WS_PING_INTERVAL="600" if overflow else "1", RT_WS_PING_TIMEOUT="600" if overflow else "1",
     )
