@@ -34,7 +34,7 @@ T = TypeVar("T")
 #: Stream kinds whose messages are also queued for the database archive.
 ARCHIVED_KINDS = frozenset({"room", "user"})
 
-#: Fan-outs a sync publisher may have in flight before it waits for one to finish.
+#: Fan-outs a sync publisher may have queued before it waits for one to go out.
 MAX_PENDING_FAN_OUTS = 256
 
 
@@ -111,42 +111,51 @@ async def _publish_in_background(stream: str, data: Any, sender: Sender | None, 
     """Store, then leave the fan-out to the bridge loop: a sync caller waits for Redis
     to hold the message (what its return promises), not for the pub/sub round trip."""
     started = time.perf_counter()
-    await _bridge.room_for_one_more()
     name, stored = await _store(stream, data, sender, id)
     if not stored.duplicate:
-        _bridge.track(asyncio.get_running_loop().create_task(_fan_out(name, stored)))
+        await _bridge.fan_out_later(name, stored)
     metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
     return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
 
 
 class _LoopThread:
     """One event loop in a daemon thread for sync callers: its Redis connections and
-    channel-layer connection are reused across calls, instead of a new loop per call."""
+    channel-layer connection are reused across calls, instead of a new loop per call.
+
+    Fan-outs go through one queue and one task, so they leave in publish order (hubs
+    would repair any other order, at the cost of a backlog read each) and a caller faster
+    than pub/sub waits at the queue's bound instead of piling up work.
+    """
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._fan_outs: asyncio.Queue[tuple[StreamName, Appended]] | None = None
 
-    def track(self, task: asyncio.Task[None]) -> None:
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    async def fan_out_later(self, name: StreamName, stored: Appended) -> None:
+        if self._fan_outs is None:
+            self._fan_outs = asyncio.Queue(MAX_PENDING_FAN_OUTS)
+            asyncio.get_running_loop().create_task(self._send_fan_outs(self._fan_outs))
+        await self._fan_outs.put((name, stored))
 
-    async def room_for_one_more(self) -> None:
-        """Back-pressure: a caller faster than pub/sub waits instead of piling up tasks."""
-        while len(self._pending) >= MAX_PENDING_FAN_OUTS:
-            await asyncio.wait(set(self._pending), return_when=asyncio.FIRST_COMPLETED)
+    @staticmethod
+    async def _send_fan_outs(queue: asyncio.Queue[tuple[StreamName, Appended]]) -> None:
+        while True:
+            name, stored = await queue.get()
+            try:
+                await _fan_out(name, stored)
+            finally:
+                queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) for fan-outs still in flight: run at exit, so that a command
-        that publishes and quits does not leave its last messages to the position check."""
-        loop = self._loop
-        if loop is None or not self._pending:
+        """Wait (bounded) for fan-outs still queued: run at exit, so that a command that
+        publishes and quits does not leave its last messages to the position check."""
+        loop, queue = self._loop, self._fan_outs
+        if loop is None or queue is None:
             return
 
         async def settle() -> None:
-            if self._pending:
-                await asyncio.wait(set(self._pending), timeout=timeout)
+            await asyncio.wait_for(queue.join(), timeout)
 
         try:
             asyncio.run_coroutine_threadsafe(settle(), loop).result(timeout + 1)
