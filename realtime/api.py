@@ -148,7 +148,7 @@ async def principal_of(request: HttpRequest) -> Principal:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return verify_token(token.strip())
     origin = request.headers.get("Origin")
-    if origin is not None and not origin_allowed(origin):
+    if origin is not None and not origin_allowed(origin, request.headers.get("Host")):
         return ANONYMOUS  # a session cookie from a foreign page is not a credential
     return from_user(await request.auser())
 

@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import jwt
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
 
 from .errors import Unauthorized
 from .names import StreamName
@@ -132,21 +135,32 @@ def can_publish(who: Principal, stream: StreamName) -> bool:
     return False
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """Channels' AllowedHostsOriginValidator rule: the Origin's host is one of ALLOWED_HOSTS."""
-    if not origin:
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """Whether a session cookie sent with this `Origin` is a credential: the page is on
+    this very site (the Origin's host and port are the request's `Host`, itself one of
+    ALLOWED_HOSTS), or its origin is listed in CSRF_TRUSTED_ORIGINS.
+
+    Stricter than Channels' AllowedHostsOriginValidator, which compares host names only:
+    browsers send a host's cookies to every port of it, so another app on the same host
+    (say a page on :8001) would otherwise act with the user's session. The scheme is not
+    compared: behind a proxy that ends TLS the server sees ws:// for an https:// page."""
+    if not origin or not host:
         return False
-    from urllib.parse import urlsplit
-
-    from django.http.request import split_domain_port, validate_host
-
     try:
-        host = urlsplit(origin).netloc
+        parts = urlsplit(origin)
     except ValueError:
         return False
-    domain, _port = split_domain_port(host)
-    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return bool(domain) and validate_host(domain, allowed)
+    if parts.netloc and parts.netloc.lower() == host.lower():
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+        return bool(domain) and validate_host(domain, allowed)
+    return any(_trusted(parts, trusted) for trusted in settings.CSRF_TRUSTED_ORIGINS)
+
+
+def _trusted(origin: SplitResult, trusted: str) -> bool:
+    """Django's CSRF_TRUSTED_ORIGINS rule: the same scheme, and the host or a `*.` subdomain."""
+    rule = urlsplit(trusted)
+    return origin.scheme == rule.scheme and is_same_domain(origin.netloc.lower(), rule.netloc.lower().lstrip("*"))
 
 
 __all__ = ["ANONYMOUS", "Principal", "Via", "can_publish", "can_subscribe", "from_user", "origin_allowed", "verify_token"]

@@ -60,7 +60,7 @@ async def authenticate(scope: dict[str, Any]) -> Principal:
     cookie = headers.get(b"cookie")
     if not cookie:
         return ANONYMOUS
-    if not origin_allowed(headers.get(b"origin", b"").decode("latin-1")):
+    if not origin_allowed(headers.get(b"origin", b"").decode("latin-1"), headers.get(b"host", b"").decode("latin-1")):
         return ANONYMOUS  # a session cookie from a foreign page is not a credential
     from django.http.cookie import parse_cookie
 
@@ -97,6 +97,10 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
     # Channels skip new_channel() and its receive task (the hub has the only one).
     channel_layer_alias = "realtime.no-layer"
 
+    #: Set when the token's `exp` passed: nothing more is read or delivered until the close.
+    expired = False
+    #: The task that closes the socket, once one was started (kept: the loop holds tasks weakly).
+    closing: asyncio.Task[None] | None = None
     who: Principal
     outbox: Outbox
     hub: StreamHub | None
@@ -150,7 +154,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         raise StopConsumer()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if not self.connected or self.outbox.closed:
+        if not self.connected or self.outbox.closed or self.expired:
             return
         text = message.get("text")
         if text is None:
@@ -192,7 +196,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         self.outbox.push(error_frame(exc, id=id, stream=stream))
         if self.abuse_bucket.take() > 0:
             log.info("closing a connection for abuse (too many bad frames)")
-            asyncio.get_running_loop().create_task(self.close(CloseCode.ABUSE))
+            self.closing = asyncio.get_running_loop().create_task(self.close(CloseCode.ABUSE))
 
     async def close(self, code: int, timeout: float | None = 5.0) -> None:
         try:
@@ -220,6 +224,9 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
     def _token_expired(self) -> None:
         if not self.connected or self.outbox.closed:
             return
+        self.expired = True
+        for sub in self.subs.values():
+            sub.live = False  # the hub passes nothing more on to it
         exc = Unauthorized("token expired")
         metrics.ERRORS.labels(exc.code).inc()
         self.outbox.push(error_frame(exc))
@@ -229,7 +236,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             await self.outbox.flush(5.0)  # the client reads why before the close
             await self.close(CloseCode.BAD_TOKEN)
 
-        asyncio.get_running_loop().create_task(close_after_error())
+        self.closing = asyncio.get_running_loop().create_task(close_after_error())
 
     def _too_slow(self) -> None:
         metrics.SLOW_CLOSED.inc()
@@ -237,7 +244,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         # No timeout: the socket is not writable now (that is why the outbox overflowed),
         # and uvicorn's send waits for writability; a timed-out close was never sent, so
         # the client, once it read again, found the stream silently stopped instead of 4000.
-        asyncio.get_running_loop().create_task(self.close(CloseCode.TOO_SLOW, None))
+        self.closing = asyncio.get_running_loop().create_task(self.close(CloseCode.TOO_SLOW, None))
 
     async def _hub(self) -> StreamHub:
         if self.hub is None:

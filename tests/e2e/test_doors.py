@@ -98,6 +98,12 @@ async def test_session_cookie_from_a_foreign_origin_is_anonymous(server: Any, si
     refused = await foreign.request({"type": "publish", "stream": "room:doors", "data": 1, "id": "x"})
     assert refused["code"] == "forbidden"
     await foreign.close()
+    # Browsers send a host's cookies to all its ports: a page of another app on this
+    # host is another origin too.
+    neighbour = server.http.rsplit(":", 1)[0] + f":{server.port + 1}"
+    beside = await Client.connect(server.ws, additional_headers={"Origin": neighbour, "Cookie": member.cookie})
+    assert (await beside.request({"type": "subscribe", "stream": feed}))["code"] == "forbidden"
+    await beside.close()
     own = await Client.connect(server.ws, additional_headers={"Origin": server.http, "Cookie": member.cookie})
     assert (await own.subscribe(feed))["stream"] == feed
     await own.close()

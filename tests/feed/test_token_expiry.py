@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.tokens import mint
 from tests.wsclient import Client
@@ -63,3 +64,23 @@ async def publish_room(server: Any) -> None:
             headers={"Authorization": "Bearer " + mint(sub="9")},
         )
     assert reply.status_code == 201, reply.text
+
+
+async def test_nothing_is_read_or_delivered_after_exp(server: Any) -> None:
+    """Between the refusal and the close, the connection is already dead to the streams:
+    a ping gets no pong, a message published then is not delivered."""
+    client = await Client.connect(server.ws + "?token=" + mint(ttl=2, sub="9"))
+    await client.subscribe("user:9")
+    await client.recv_type("error", timeout=10)
+    try:
+        await client.send({"type": "ping"})
+    except websockets.ConnectionClosed:
+        pass
+    await publish(server, "user:9", "after exp")
+    rest = []
+    try:
+        while True:
+            rest.append(await client.recv(10))
+    except websockets.ConnectionClosed:
+        pass
+    assert rest == [] and client.ws.close_code == 4501

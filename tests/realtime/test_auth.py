@@ -9,7 +9,7 @@ import jwt
 import pytest
 from django.conf import settings
 
-from realtime.auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, verify_token
+from realtime.auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, origin_allowed, verify_token
 from realtime.errors import Unauthorized
 from realtime.names import parse_stream
 from tests.tokens import mint
@@ -110,3 +110,26 @@ def test_star_matches_any_run_and_nothing_else_is_special() -> None:
     who = Principal(Via.TOKEN, subs=("user:1*",), pubs=("room:a.b",), sender_key="j:x")
     assert can_subscribe(who, parse_stream("user:123")) and not can_subscribe(who, parse_stream("user:2"))
     assert can_publish(who, parse_stream("room:a.b")) and not can_publish(who, parse_stream("room:aXb"))
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("https://localhost", "localhost", True),  # a proxy ended TLS: the scheme is not compared
+        ("http://127.0.0.1:8001", "127.0.0.1:8000", False),  # same host, another app's port
+        ("http://evil.example", "127.0.0.1:8000", False),
+        ("http://evil.example", "evil.example", False),  # same origin, but not one of ALLOWED_HOSTS
+        ("null", "127.0.0.1:8000", False),
+        ("", "127.0.0.1:8000", False),
+        ("http://127.0.0.1:8000", "", False),
+        ("https://app.trusted.example", "127.0.0.1:8000", True),
+        ("http://app.trusted.example", "127.0.0.1:8000", False),  # trusted for https only
+        ("https://trusted.example.evil", "127.0.0.1:8000", False),
+    ],
+)
+def test_a_session_counts_only_from_the_site_itself_or_a_trusted_origin(
+    settings: Any, origin: str, host: str, allowed: bool
+) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://*.trusted.example"]
+    assert origin_allowed(origin, host) is allowed
