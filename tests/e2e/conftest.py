@@ -163,6 +163,21 @@ def people(chromium: Any) -> Iterator[Callable[[str], Person]]:
         person.context.close()
 
 
+@pytest.fixture
+def alice_and_bob(people: Callable[[str], Person], chat_users: dict[str, str]) -> Callable[[Any, str], tuple[Person, Person]]:
+    """alice_and_bob(server, room) -> both signed in, each on that room's page."""
+
+    def make(server: Any, room: str) -> tuple[Person, Person]:
+        alice, bob = people(server.http), people(server.http)
+        alice.sign_in("alice")
+        bob.sign_in("bob")
+        alice.open_room(room)
+        bob.open_room(room)
+        return alice, bob
+
+    return make
+
+
 # --- Another site that embeds the feed (examples/embed_host.py) -------------------------
 
 

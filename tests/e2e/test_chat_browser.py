@@ -22,13 +22,9 @@ def texts_in_order(person, expected: list[str]) -> None:
     expect(person.page.locator("#messages li.message .text")).to_have_text(expected)
 
 
-def test_two_people_chat_and_see_each_other(server, people, chat_users) -> None:
+def test_two_people_chat_and_see_each_other(server, people, alice_and_bob) -> None:
     """Under both servers (uvicorn, daphne): the `server` fixture is parametrized."""
-    alice, bob = people(server.http), people(server.http)
-    alice.sign_in("alice")
-    bob.sign_in("bob")
-    alice.open_room("lobby")
-    bob.open_room("lobby")
+    alice, bob = alice_and_bob(server, "lobby")
 
     alice.say("Hi Bob, are you there?")
     bob.say("Hi Alice! Yes, here.")
@@ -62,13 +58,9 @@ def test_two_people_chat_and_see_each_other(server, people, chat_users) -> None:
     assert alice.errors == bob.errors == carol.errors == []
 
 
-def test_offline_person_catches_up_with_every_message_once_in_order(start_server, people, chat_users) -> None:
+def test_offline_person_catches_up_with_every_message_once_in_order(start_server, alice_and_bob) -> None:
     server = start_server("uvicorn")
-    alice, bob = people(server.http), people(server.http)
-    alice.sign_in("alice")
-    bob.sign_in("bob")
-    alice.open_room("hideout")
-    bob.open_room("hideout")
+    alice, bob = alice_and_bob(server, "hideout")
     alice.say("before")
     texts_in_order(bob, ["before"])
 
@@ -95,13 +87,9 @@ def test_offline_person_catches_up_with_every_message_once_in_order(start_server
     assert alice.errors == bob.errors == []
 
 
-def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(start_server, people, chat_users) -> None:
+def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(start_server, people, alice_and_bob) -> None:
     server = start_server("uvicorn")
-    alice, bob = people(server.http), people(server.http)
-    alice.sign_in("alice")
-    bob.sign_in("bob")
-    alice.open_room("xss")
-    bob.open_room("xss")
+    alice, bob = alice_and_bob(server, "xss")
     payloads = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg onload=alert(3)>']
     for text in payloads:
         alice.say(text)
@@ -240,15 +228,11 @@ def test_sign_up_create_a_room_and_sign_out(start_server, people) -> None:
     assert person.errors == []
 
 
-def test_gap_too_old_to_recover_reloads_history_over_http(start_server, people, chat_users) -> None:
+def test_gap_too_old_to_recover_reloads_history_over_http(start_server, alice_and_bob) -> None:
     """Offline longer than the backlog holds: the socket says `recovered: false`, the page
     reloads what is kept over HTTP and marks the hole instead of hiding it."""
     server = start_server("uvicorn", RT_BACKLOG_SIZE="3")
-    alice, bob = people(server.http), people(server.http)
-    alice.sign_in("alice")
-    bob.sign_in("bob")
-    alice.open_room("trimmed")
-    bob.open_room("trimmed")
+    alice, bob = alice_and_bob(server, "trimmed")
     bob.say("m1")
     texts_in_order(alice, ["m1"])
 

@@ -42,13 +42,9 @@ def test_two_people_see_each_other_arrive_and_leave(start_server, people, chat_u
     assert alice.errors == bob.errors == []
 
 
-def test_typing_shows_on_the_other_page_and_clears_with_the_message(start_server, people, chat_users) -> None:
+def test_typing_shows_on_the_other_page_and_clears_with_the_message(start_server, alice_and_bob) -> None:
     server = start_server("uvicorn")
-    alice, bob = people(server.http), people(server.http)
-    alice.sign_in("alice")
-    bob.sign_in("bob")
-    alice.open_room("desk")
-    bob.open_room("desk")
+    alice, bob = alice_and_bob(server, "desk")
     expect(who(alice)).to_have_text(["alice", "bob"])
 
     bob.page.locator("#text").press_sequentially("hello the", delay=30)
