@@ -135,6 +135,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         limit = settings.RT_BAD_FRAME_LIMIT
         self.abuse_bucket = TokenBucket(limit / 10.0, limit)
         self.typing_bucket = TokenBucket(2.0, 4)
+        self.presence_bucket = TokenBucket(1.0, 5)  # each query reads the whole member set
         self.conn_id = Presence.new_connection_id()
         self.expiry_timer = self._close_at_token_expiry()
         metrics.CONNECTIONS.inc()
@@ -353,6 +354,9 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def on_presence(self, frame: PresenceQuery) -> None:
         stream = self._presence_stream(frame.stream)
+        wait = self.presence_bucket.take()
+        if wait > 0:
+            raise RateLimited("over 1 presence query per second", retry_after=round(wait, 3))
         members = await (await self._hub()).presence.members(stream)
         self.outbox.push(encode({"type": "presence", "stream": stream, "members": members}))
 

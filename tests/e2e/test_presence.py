@@ -74,6 +74,10 @@ async def test_presence_and_typing_refuse_bad_requests(start_server) -> None:
     await anon.subscribe("room:open")
     reply = await anon.request({"type": "typing", "stream": "room:open"})
     assert reply["code"] == "forbidden"
+    # Presence queries read the whole member set: a burst of 5, then 1 per second.
+    replies = [await anon.request({"type": "presence", "stream": "room:open"}) for _ in range(6)]
+    assert [r["type"] for r in replies[:5]] == ["presence"] * 5
+    assert replies[5]["type"] == "error" and replies[5]["code"] == "rate_limited" and replies[5]["retry_after"] > 0
     assert await anon.request({"type": "ping"}) == {"type": "pong"}
     await anon.close()
     await asyncio.sleep(0)
