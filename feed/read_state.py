@@ -46,7 +46,19 @@ def _advance(person: str, proposed: Position, current_epoch: str, latest: int) -
         kept = merge(stored, proposed, current_epoch, latest)
         if kept is None or kept == stored:
             return kept, False
-        ReadPosition.objects.update_or_create(person=person, defaults={"epoch": kept.epoch, "seq": kept.seq})
+        if row is None:
+            # The lock above covers no row yet (and SELECT ... FOR UPDATE is a no-op on
+            # SQLite): another request may insert the first row between the look and here.
+            row, created = ReadPosition.objects.get_or_create(person=person, defaults={"epoch": kept.epoch, "seq": kept.seq})
+            if created:
+                return kept, True
+            row = ReadPosition.objects.select_for_update().get(pk=row.pk)
+            stored = Position(row.epoch, row.seq)
+            kept = merge(stored, proposed, current_epoch, latest)
+            if kept is None or kept == stored:
+                return kept, False
+        row.epoch, row.seq = kept.epoch, kept.seq
+        row.save(update_fields=["epoch", "seq", "updated"])
         return kept, True
 
 
