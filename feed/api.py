@@ -13,18 +13,20 @@ from typing import Annotated, Any
 
 import msgspec
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import Field, Path, Router, Schema
 
-from realtime import apublish
-from realtime.api import ERRORS, MAX_SEQ, ErrorOut, principal_of, require_csrf
-from realtime.auth import can_subscribe
-from realtime.errors import BadRequest, Forbidden, TooLarge
+from realtime import Sender, apublish
+from realtime.api import ERRORS, MAX_SEQ, ErrorOut, SenderBuckets, principal_of, require_csrf
+from realtime.auth import Principal, can_subscribe
+from realtime.errors import BadRequest, Forbidden, RateLimited, TooLarge
 from realtime.names import parse_stream
 from realtime.runtime import current as current_runtime
 
 from . import read_state
 from .notifications import read_marker
+from .read_target import last_readable
 
 router = Router(tags=["feed"])
 
@@ -49,10 +51,24 @@ class _ReadPositionBody(msgspec.Struct, frozen=True):
 _body_decoder = msgspec.json.Decoder(_ReadPositionBody)
 
 
+def _raw_body(request: HttpRequest) -> bytes:
+    """The body, refused with 413 before it is read when it says it is too large, the way
+    realtime.api reads a publish (Django's own limit would answer 400 in its own shape)."""
+    limit = settings.RT_MAX_FRAME
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body over {limit} bytes")
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise TooLarge(f"body over {limit} bytes") from None
+    if len(raw) > limit:
+        raise TooLarge(f"body over {limit} bytes")
+    return raw
+
+
 def _read_body(request: HttpRequest) -> _ReadPositionBody:
-    raw = request.body
-    if len(raw) > settings.RT_MAX_FRAME:
-        raise TooLarge(f"body over {settings.RT_MAX_FRAME} bytes")
+    raw = _raw_body(request)
     try:
         body = _body_decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -70,14 +86,28 @@ class ReadPositionOut(Schema):
     seq: int = Field(0, description="read up to and including this seq of `epoch`")
 
 
-async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> str:
+#: Read marks per sender, at the publish rate: each accepted mark can publish a marker.
+mark_buckets = SenderBuckets()
+#: Read markers are published under their own sender key, so that their idempotency ids
+#: (`read:{epoch}:{seq}`) share no namespace with anyone's publishes; they carry no sender.
+MARKER_SENDER = Sender(key="feed:read-marker")
+
+
+async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> tuple[str, Principal]:
     name = parse_stream(f"user:{user_id}")
     who = await principal_of(request)
     if for_write:
         require_csrf(request, who)
     if not can_subscribe(who, name):
         raise Forbidden(f"no right to the read state of {name.full}")
-    return name.name
+    return name.name, who
+
+
+def _take_mark(who: Principal) -> None:
+    try:
+        mark_buckets.take(who.sender_key)
+    except RateLimited as exc:
+        raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} read marks per second", retry_after=exc.retry_after) from None
 
 
 def _answer(person: str, position: read_state.Position | None) -> dict[str, Any]:
@@ -88,26 +118,32 @@ def _answer(person: str, position: read_state.Position | None) -> dict[str, Any]
 
 @router.get("/{user_id}/read", response={200: ReadPositionOut, **ERRORS}, summary="Read a feed's read position")
 async def get_read_position(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:
-    person = await _feed_of(request, user_id, for_write=False)
+    person, _ = await _feed_of(request, user_id, for_write=False)
     return _answer(person, await read_state.load(person))
 
 
 @router.post(
     "/{user_id}/read",
-    response={200: ReadPositionOut, 413: ErrorOut, **ERRORS},
+    response={200: ReadPositionOut, 413: ErrorOut, 429: ErrorOut, **ERRORS},
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": ReadPositionIn.model_json_schema()}}}
     },
     summary="Mark a feed read up to a position",
 )
 async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:
-    """Moves the position forward only, in the feed's current epoch, at most to its latest seq;
-    answers the position kept (unchanged for an older position or another epoch)."""
-    person = await _feed_of(request, user_id, for_write=True)
+    """Moves the position forward only, in the feed's current epoch, at most to its last
+    message that is not a read marker; answers the position kept (unchanged for an older
+    position or another epoch). Rate-limited per sender like publishing."""
+    person, who = await _feed_of(request, user_id, for_write=True)
     body = _read_body(request)
+    _take_mark(who)
     stream = f"user:{person}"
-    epoch, latest = await current_runtime().backlog.position(stream)
-    kept, moved = await read_state.advance(person, read_state.Position(body.epoch, int(body.seq)), epoch, latest)
-    if moved and kept is not None:
-        await apublish(stream, read_marker(kept))
+    epoch, readable = await last_readable(current_runtime().backlog, stream, int(body.seq))
+    proposed = read_state.Position(body.epoch, int(body.seq))
+    kept, _moved = await read_state.advance(person, proposed, epoch, readable)
+    # Announce the kept position whenever it is the one this request asked for, moved now
+    # or by an earlier try whose publish failed (Redis down after the save): the id makes
+    # a repeat within the idempotency window a no-op instead of a second marker.
+    if kept is not None and kept == read_state.Position(epoch, min(int(body.seq), readable)) and body.epoch == epoch:
+        await apublish(stream, read_marker(kept), MARKER_SENDER, id=f"read:{kept.epoch}:{kept.seq}")
     return _answer(person, kept)

@@ -3,6 +3,7 @@ and a test database: rights, the forward-only merge, read markers, CORS, wrong r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -190,3 +191,98 @@ async def test_oversized_mark_is_refused_with_413() -> None:
     response = await mark(AsyncClient(), user, {"epoch": epoch, "seq": 1, "pad": "x" * 70_000}, bearer(sub=user))
     assert_error(response, 413, "too_large")
     assert (await AsyncClient().get(f"/api/feed/{user}/read", headers=bearer(sub=user))).json()["seq"] == 0
+
+
+async def test_oversized_mark_over_djangos_own_limit_is_413_in_the_api_shape() -> None:
+    user = person()
+    epoch, _ = await feed_with(user, 1)
+    huge = {"epoch": epoch, "seq": 1, "pad": "x" * 3_000_000}  # past DATA_UPLOAD_MAX_MEMORY_SIZE too
+    assert_error(await mark(AsyncClient(), user, huge, bearer(sub=user)), 413, "too_large")
+
+
+async def test_mark_refused_by_djangos_upload_limit_is_413(settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000  # below RT_MAX_FRAME: Django refuses first
+    user = person()
+    epoch, _ = await feed_with(user, 1)
+    body = {"epoch": epoch, "seq": 1, "pad": "x" * 5000}
+    assert_error(await mark(AsyncClient(), user, body, bearer(sub=user)), 413, "too_large")
+    assert (await AsyncClient().get(f"/api/feed/{user}/read", headers=bearer(sub=user))).json()["seq"] == 0
+
+
+async def test_marking_read_markers_read_moves_nothing_and_publishes_nothing() -> None:
+    """A loop posting the latest seq: each marker would be the next thing to mark read."""
+    user, client = person(), AsyncClient()
+    auth = bearer(subs=[f"user:{user}"], jti="backend-1")  # a `subs` grant is enough to try
+    epoch, latest = await feed_with(user, 2)
+    assert (await mark(client, user, {"epoch": epoch, "seq": latest}, auth)).json()["seq"] == latest
+    for _ in range(5):
+        _, now = await runtime.current().backlog.position(f"user:{user}")
+        answer = await mark(client, user, {"epoch": epoch, "seq": now}, auth)
+        assert answer.status_code == 200 and answer.json()["seq"] == latest
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == latest + 1  # the one marker
+
+    # A notification after the marker can be marked read; the position stops at it.
+    await anotify(user, "third", "")
+    _, now = await runtime.current().backlog.position(f"user:{user}")
+    assert (await mark(client, user, {"epoch": epoch, "seq": now + 5}, auth)).json()["seq"] == now
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == now + 1
+
+
+async def test_read_position_stops_below_markers_that_follow_a_notification() -> None:
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, _ = await feed_with(user, 1)
+    # Markers published by other means (an old server, another backend) are skipped too.
+    for seq in (1, 1, 1):
+        await runtime.current().backlog.append(
+            f"user:{user}", '"ts":1,"data":{"read":{"epoch":"%s","seq":%d}},"sender":null}' % (epoch, seq),
+            sender_key="test", client_id=None, archive=False,
+        )
+    _, latest = await runtime.current().backlog.position(f"user:{user}")
+    assert latest == 4
+    assert (await mark(client, user, {"epoch": epoch, "seq": latest}, auth)).json()["seq"] == 1
+
+
+async def test_marks_are_rate_limited_per_sender(settings: Any) -> None:
+    settings.RT_PUBLISH_RATE = 0.01  # one more every 100 s: the third mark is refused
+    settings.RT_PUBLISH_BURST = 2
+    user, client = person(), AsyncClient()
+    epoch, _ = await feed_with(user, 3)
+    auth = bearer(sub=user)
+    for seq in (1, 2):
+        assert (await mark(client, user, {"epoch": epoch, "seq": seq}, auth)).status_code == 200
+    refused = await mark(client, user, {"epoch": epoch, "seq": 3}, auth)
+    assert_error(refused, 429, "rate_limited")
+    assert refused.json()["error"]["retry_after"] > 0 and int(refused["Retry-After"]) >= 1
+    assert (await client.get(f"/api/feed/{user}/read", headers=auth)).json()["seq"] == 2  # nothing lost
+    # Another sender has a bucket of its own.
+    other = await mark(client, user, {"epoch": epoch, "seq": 3}, bearer(subs=[f"user:{user}"], jti="other"))
+    assert other.status_code == 200 and other.json()["seq"] == 3
+
+
+async def test_a_saved_position_whose_marker_was_lost_is_announced_on_retry() -> None:
+    """The position is saved before the marker is published: when that publish failed
+    (Redis down), the client's retry must still announce it, once."""
+    from feed import read_state
+
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, latest = await feed_with(user, 2)
+    await read_state.advance(user, read_state.Position(epoch, latest), epoch, latest)  # saved, not announced
+    for _ in range(2):
+        retry = await mark(client, user, {"epoch": epoch, "seq": latest}, auth)
+        assert retry.status_code == 200 and retry.json()["seq"] == latest
+    got = await runtime.current().backlog.read(f"user:{user}")
+    assert got.latest == latest + 1  # announced once: the repeat is the same idempotent publish
+    assert json.loads(got.frames[-1])["data"] == {"read": {"epoch": epoch, "seq": latest}}
+
+
+async def test_first_marks_from_two_tabs_at_once_both_answer() -> None:
+    user = person()
+    epoch, _ = await feed_with(user, 3)
+    auth = bearer(sub=user)
+    answers = await asyncio.gather(
+        *(mark(AsyncClient(), user, {"epoch": epoch, "seq": seq}, auth) for seq in (1, 3, 2, 3))
+    )
+    assert [a.status_code for a in answers] == [200] * 4
+    assert (await AsyncClient().get(f"/api/feed/{user}/read", headers=auth)).json()["seq"] == 3
