@@ -42,27 +42,30 @@ export function startFeed({ root, client, http, stream, align }) {
     else setState("offline", "Offline.");
   });
 
-  http
-    .readPosition()
-    .then((position) => model.setRead(position) && render())
-    .catch((err) => fail(explain(err)));
+  function loadReadPosition() {
+    http
+      .readPosition()
+      .then((position) => model.setRead(position) && render())
+      .catch((err) => fail(explain(err)));
+  }
+  loadReadPosition();
 
   const sub = client.subscribe(stream, {
     history: HISTORY,
+    onSubscribed: ({ epoch }) => model.setEpoch(epoch),
     onMessage: (msg) => model.apply(msg) && render(),
     onRecoveryFailed: () => reload(),
     onError: (err) => fail(explain(err)),
   });
 
+  /** After `recovered: false`: merge the kept history (never clear: live messages keep
+   * arriving meanwhile) and read the position again, its markers may be gone too. */
   function reload() {
     http
       .history(HISTORY)
-      .then((page) => {
-        model.clear();
-        for (const msg of page.messages) model.apply(msg);
-        render();
-      })
+      .then((page) => model.merge(page) && render())
       .catch((err) => fail(explain(err)));
+    loadReadPosition();
   }
 
   function markAllRead() {

@@ -67,11 +67,29 @@ export class FeedModel {
     this.items = [];
     /** @type {{epoch: string | null, seq: number}} */
     this.read = { epoch: null, seq: 0 };
+    /** @type {string | null} the stream's epoch as subscribed, once known */
+    this.epoch = null;
   }
 
-  /** Forget the list (after `recovered: false`, before reloading it); the read position stays. */
-  clear() {
-    this.items = [];
+  /** The stream's epoch from a `subscribed` frame or a message: read positions of another are stale. */
+  setEpoch(epoch) {
+    if (typeof epoch === "string") this.epoch = epoch;
+  }
+
+  /**
+   * After `recovered: false`: the kept history over HTTP joins the list instead of
+   * replacing it, because live messages that arrived while it was in flight may be newer
+   * than the page; only items of another epoch go, their numbers mean nothing any more.
+   * @param {{epoch: string, messages: object[]}} page the HTTP history answer
+   * @returns {boolean} whether what the page shows changed
+   */
+  merge(page) {
+    const before = this.items.length;
+    this.setEpoch(page.epoch);
+    this.items = this.items.filter((item) => item.epoch === this.epoch);
+    let changed = this.items.length !== before;
+    for (const msg of page.messages) if (msg.epoch === this.epoch && this.apply(msg)) changed = true;
+    return changed;
   }
 
   /**
@@ -80,6 +98,7 @@ export class FeedModel {
    * @returns {boolean} whether what the page shows changed
    */
   apply(msg) {
+    this.setEpoch(msg.epoch);
     const marker = readMarkerOf(msg.data);
     if (marker) return this.setRead(marker);
     const item = notificationOf(msg);
@@ -91,14 +110,19 @@ export class FeedModel {
   }
 
   /**
-   * Move the read position forward (a position in another epoch replaces it: the old
-   * epoch's numbers mean nothing any more).
+   * Move the read position forward. A position in another epoch replaces it only when
+   * that epoch is the stream's current one (or none is known yet): a slow answer still
+   * holding a lost epoch must not overwrite a newer marker of the current one.
    * @param {{epoch: string | null, seq: number}} position
    * @returns {boolean} whether it moved
    */
   setRead(position) {
     if (!position || typeof position.epoch !== "string" || !Number.isSafeInteger(position.seq)) return false;
-    if (position.epoch === this.read.epoch && position.seq <= this.read.seq) return false;
+    if (position.epoch === this.read.epoch) {
+      if (position.seq <= this.read.seq) return false;
+    } else if (this.epoch !== null && position.epoch !== this.epoch) {
+      return false;
+    }
     this.read = { epoch: position.epoch, seq: position.seq };
     return true;
   }
