@@ -101,6 +101,8 @@ function forgetEpoch(newEpoch) {
   epoch = newEpoch;
   for (const li of bySeq.values()) li.remove();
   bySeq.clear();
+  for (const gap of list.querySelectorAll("li.gap")) gap.remove();
+  resetOlder();
   showBeginning(false);
 }
 
@@ -126,11 +128,68 @@ function render(msg) {
 }
 
 // --- older messages over HTTP ("load older", docs/protocol-extensions.md) ---------------
+//
+// A `before` page can come back with a hole (`recovered: false`) or empty while older
+// messages exist: they left the backlog and the archiver has not written them yet. Such a
+// range is shown as pending and asked for again later, with growing waits, until it
+// arrives or the tries run out; only seq 1, or a room with no message at all, is its
+// beginning.
 
-let loadingOlder = false;
+/** Waits before asking again for a range the archiver has not written yet (ms), and tries. */
+const RETRY_FIRST = 2000;
+const RETRY_LONGEST = 30000;
+const RETRY_TRIES = 8;
+/** At most this many messages asked for at once to fill a hole between shown messages. */
+const HOLE_PAGE = 200;
+
+/** Growing, bounded waits for one range at a time: a new range starts over. */
+class Retry {
+  constructor() {
+    this.range = null;
+    this.tries = 0;
+    this.timer = null;
+  }
+
+  /** Call `ask` later for `range`; false once `range` has been tried RETRY_TRIES times. */
+  later(range, ask) {
+    if (range !== this.range) {
+      this.range = range;
+      this.tries = 0;
+    }
+    if (this.tries >= RETRY_TRIES) return false;
+    const wait = Math.min(RETRY_LONGEST, RETRY_FIRST * 2 ** this.tries) * (0.75 + Math.random() / 2);
+    this.tries += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      ask();
+    }, wait);
+    return true;
+  }
+
+  get waiting() {
+    return this.timer !== null;
+  }
+
+  reset() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.range = null;
+    this.tries = 0;
+  }
+}
+
 let atBeginning = false;
 /** The latest seq when the subscription began: where paging starts in an empty page. */
 let subscribedAt = 0;
+/** The oldest shown seq whose older page came back empty though it is above 1. */
+let emptyBelow = null;
+let loadingOlder = false;
+let fillingHole = false;
+const olderRetry = new Retry();
+const holeRetry = new Retry();
+/** Holes between shown messages given up after RETRY_TRIES: "epoch:above:below". */
+const unavailable = new Set();
 
 function showBeginning(reached) {
   atBeginning = reached;
@@ -144,22 +203,48 @@ function oldestShown() {
   return oldest;
 }
 
-/** One page of messages older than the oldest shown, prepended without moving the reader. */
-async function loadOlder() {
+/** Forget the paging state of an epoch that is gone. */
+function resetOlder() {
+  emptyBelow = null;
+  olderRetry.reset();
+  holeRetry.reset();
+  unavailable.clear();
+}
+
+/** Up to `limit` messages of `pageEpoch` below `before`, newest first, as the API answers. */
+async function fetchBefore(before, pageEpoch, limit) {
+  const query = `before=${before}&epoch=${encodeURIComponent(pageEpoch)}&limit=${limit}`;
+  const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?${query}`;
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+  return body;
+}
+
+/** One page of messages older than the oldest shown, above it without moving the reader.
+ * A range that came back empty is asked again only by the retry's timer (`retrying`) or
+ * the button (`byHand`), not by every scroll. A `recovered: false` page shows up as a
+ * hole in the seqs, which fillHoles() asks for again. */
+async function loadOlder({ retrying = false, byHand = false } = {}) {
   if (loadingOlder || atBeginning || epoch === null) return;
-  const pageEpoch = epoch;
   const before = oldestShown() ?? subscribedAt + 1;
+  if (before === emptyBelow && !retrying && !byHand) return;
+  const pageEpoch = epoch;
   loadingOlder = true;
   olderButton.disabled = true;
   olderButton.textContent = "Loading…";
   try {
-    const query = `before=${before}&epoch=${encodeURIComponent(pageEpoch)}&limit=${OLDER_PAGE}`;
-    const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?${query}`;
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    const body = await fetchBefore(before, pageEpoch, OLDER_PAGE);
     if (epoch !== pageEpoch) return; // the stream restarted meanwhile: this page is of no use
-    prependOlder(body.messages);
+    const added = insertOlder(body.messages);
+    if (body.seq === 0) {
+      keepingPlace(() => showBeginning(true)); // the server has no message at all
+    } else if (added === 0 && !bySeq.has(1)) {
+      // Nothing older came, yet seq 1 is not shown: not archived yet (or past retention).
+      emptyBelow = before;
+      olderRetry.later(`${pageEpoch}:${before}`, () => loadOlder({ retrying: true }));
+      keepingPlace(markGaps); // after the last try: "not available", and the button still asks
+    }
   } catch (err) {
     showNotice(`Older messages could not be loaded: ${err.message}`);
   } finally {
@@ -167,32 +252,91 @@ async function loadOlder() {
     olderButton.disabled = false;
     olderButton.textContent = "Load older messages";
   }
+  fillHoles();
 }
 
-/** `messages` come newest first; they go above what is shown, oldest at the top. None
- * at all means nothing older is kept: the beginning of the room. */
-function prependOlder(messages) {
-  const fresh = document.createDocumentFragment();
-  for (const msg of [...messages].reverse()) {
-    if (msg.epoch !== epoch || bySeq.has(msg.seq)) continue;
-    const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
-    const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
-    li.dataset.seq = String(msg.seq);
-    bySeq.set(msg.seq, li);
-    fresh.append(li);
+/** Put `messages` (any order) at their seq's place, once each, without moving what the
+ * reader looks at; mark the holes left. Returns how many were new. */
+function insertOlder(messages) {
+  const fresh = messages
+    .filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq) && !bySeq.has(msg.seq))
+    .sort((a, b) => a.seq - b.seq);
+  keepingPlace(() => {
+    for (const msg of fresh) {
+      const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
+      const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
+      li.dataset.seq = String(msg.seq);
+      bySeq.set(msg.seq, li);
+      placeConfirmed(li, msg.seq);
+    }
+    if (bySeq.has(1)) showBeginning(true);
+    markGaps();
+  });
+  return fresh.length;
+}
+
+/** Change the page so that the first message on screen stays where it is: what goes in
+ * above it pushes the rest down by exactly its height. */
+function keepingPlace(change) {
+  let anchor = null;
+  for (const li of list.querySelectorAll("li[data-seq]")) {
+    if (li.getBoundingClientRect().bottom > 0) {
+      anchor = li;
+      break;
+    }
   }
-  // Keep what the reader looks at in place: the page grows above it by exactly this much.
-  const heightBefore = document.documentElement.scrollHeight;
-  const scrolledBefore = window.scrollY;
-  list.prepend(fresh);
-  markGaps();
-  if (messages.length === 0 || bySeq.has(1)) showBeginning(true);
-  window.scrollTo(0, scrolledBefore + document.documentElement.scrollHeight - heightBefore);
+  const topBefore = anchor ? anchor.getBoundingClientRect().top : 0;
+  change();
+  if (anchor && anchor.isConnected) window.scrollBy(0, anchor.getBoundingClientRect().top - topBefore);
+}
+
+/** The highest hole between two shown messages not given up: {above, below} seqs, or null. */
+function highestHole() {
+  const seqs = [...bySeq.keys()].sort((a, b) => b - a);
+  for (let i = 1; i < seqs.length; i += 1) {
+    const hole = { above: seqs[i - 1], below: seqs[i] };
+    if (hole.above > hole.below + 1 && !unavailable.has(`${epoch}:${hole.above}:${hole.below}`)) return hole;
+  }
+  return null;
+}
+
+/** Ask for the highest hole with `before` = the seq just above it; ask again later while
+ * the archiver has not written it, at once while pages keep filling it. */
+async function fillHoles({ retrying = false } = {}) {
+  if (fillingHole || epoch === null || (holeRetry.waiting && !retrying)) return;
+  const hole = highestHole();
+  if (!hole) return;
+  const range = `${epoch}:${hole.above}:${hole.below}`;
+  const pageEpoch = epoch;
+  fillingHole = true;
+  let added = 0;
+  try {
+    const body = await fetchBefore(hole.above, pageEpoch, Math.min(hole.above - hole.below - 1, HOLE_PAGE));
+    if (epoch !== pageEpoch) return;
+    added = insertOlder(body.messages);
+  } catch (err) {
+    // Counted as a try like an empty answer: the server may be out of reach for a while.
+  } finally {
+    fillingHole = false;
+  }
+  if (epoch !== pageEpoch) return;
+  if (added > 0) {
+    fillHoles();
+    return;
+  }
+  if (!holeRetry.later(range, () => fillHoles({ retrying: true }))) {
+    unavailable.add(range);
+    fillHoles(); // the next hole down, if any
+  }
+  keepingPlace(markGaps);
 }
 
 // The page keeps the reader's place itself, so the browser's own scroll anchoring must not add to it.
 document.documentElement.style.overflowAnchor = "none";
-olderButton.addEventListener("click", loadOlder);
+olderButton.addEventListener("click", () => {
+  olderRetry.reset(); // asked by hand: now, and a fresh round of retries after it
+  loadOlder({ byHand: true });
+});
 // Only a move up near the top loads: the page's own scrolls (to the newest message while
 // history arrives, below a prepended page) all go down.
 let lastScrollY = window.scrollY;
@@ -202,18 +346,39 @@ window.addEventListener("scroll", () => {
   if (movedUp && window.scrollY < NEAR_TOP && bySeq.size > 0) loadOlder();
 }, { passive: true });
 
-/** Say where messages are missing between two shown ones (after a failed recovery). */
+function gapElement(text, pending) {
+  const gap = document.createElement("li");
+  gap.className = "gap" + (pending ? " retrying" : "");
+  gap.textContent = text;
+  return gap;
+}
+
+function counted(missing) {
+  return `${missing} message${missing === 1 ? "" : "s"}`;
+}
+
+/** Say where messages are missing: above the oldest shown when its older page was empty,
+ * and between two shown ones; pending while they are asked for again, else not available. */
 function markGaps() {
   for (const gap of list.querySelectorAll("li.gap")) gap.remove();
+  const shown = list.querySelectorAll("li[data-seq]");
+  const oldest = oldestShown();
+  if (shown.length > 0 && emptyBelow !== null && emptyBelow === oldest && oldest > 1) {
+    const text = olderRetry.waiting || loadingOlder
+      ? `${oldest - 1} older message${oldest === 2 ? "" : "s"} not available yet — retrying`
+      : "Older messages are not available";
+    list.insertBefore(gapElement(text, olderRetry.waiting || loadingOlder), shown[0]);
+  }
   let previous = null;
-  for (const li of list.querySelectorAll("li[data-seq]")) {
+  for (const li of shown) {
     const seq = Number(li.dataset.seq);
     if (previous !== null && seq > previous + 1) {
-      const gap = document.createElement("li");
-      gap.className = "gap";
       const missing = seq - previous - 1;
-      gap.textContent = `${missing} message${missing === 1 ? " is" : "s are"} no longer available`;
-      list.insertBefore(gap, li);
+      const pending = !unavailable.has(`${epoch}:${seq}:${previous}`);
+      const text = pending
+        ? `${counted(missing)} not available yet — retrying`
+        : `${counted(missing)} ${missing === 1 ? "is" : "are"} not available`;
+      list.insertBefore(gapElement(text, pending), li);
     }
     previous = seq;
   }
@@ -230,6 +395,7 @@ async function reloadHistory(info) {
     if (body.epoch !== epoch) forgetEpoch(body.epoch);
     for (const msg of body.messages) render({ ...msg, stream: config.stream });
     markGaps();
+    fillHoles(); // the range the socket could not fill may be in the archive
     showNotice("");
   } catch (err) {
     showNotice("Some earlier messages could not be loaded. Reload the page to see them.");
@@ -305,4 +471,4 @@ async function send(text) {
 }
 
 // For people debugging the page from the console.
-window.chatRoom = { client, presence, typing, loadOlder };
+window.chatRoom = { client, presence, typing, loadOlder, fillHoles };

@@ -20,19 +20,29 @@ BACKLOG = 50
 MESSAGES = 300
 
 
-def fill_room(server, stream: str, count: int) -> None:
-    """`count` messages over the HTTP API, then the archiver run once over them."""
+def publish(server, stream: str, first: int, last: int) -> None:
+    """Messages "message first" .. "message last" over the HTTP API."""
     headers = {"Authorization": "Bearer " + mint(sub="1", name="alice")}
     with httpx.Client(base_url=server.http, headers=headers, timeout=10) as http:
-        for i in range(1, count + 1):
+        for i in range(first, last + 1):
             done = http.post(f"/api/streams/{stream}/messages", json={"data": {"text": f"message {i}"}})
             assert done.status_code == 201, done.text
+
+
+def run_archiver(server, expected: int) -> None:
+    """`manage.py run_archiver --once`: what is queued goes to the archive."""
     archived = subprocess.run(
         [sys.executable, "manage.py", "run_archiver", "--once"],
         cwd=BASE_DIR, env=server.env, capture_output=True, text=True, timeout=120,
     )
     assert archived.returncode == 0, archived.stderr
-    assert f"archived {count} entries" in archived.stdout
+    assert f"archived {expected} entries" in archived.stdout
+
+
+def fill_room(server, stream: str, count: int) -> None:
+    """`count` messages over the HTTP API, then the archiver run once over them."""
+    publish(server, stream, 1, count)
+    run_archiver(server, count)
 
 
 def shown_seqs(person) -> list[int]:
@@ -105,3 +115,60 @@ def test_a_short_room_shows_its_beginning_without_paging(start_server, people, c
     expect(reader.page.locator("#messages li.message")).to_have_count(3)
     expect(reader.page.locator("#beginning")).to_be_visible()
     expect(reader.page.locator("#load-older")).to_be_hidden()
+
+
+def scroll_to_top(person) -> None:
+    person.page.evaluate("window.scrollTo(0, 0)")
+
+
+def test_a_hole_the_archiver_has_not_written_yet_is_retried_and_filled_in_place(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    publish(server, "room:loft", 1, 40)
+    run_archiver(server, 40)
+    # 41..80: the backlog keeps 61..80; 41..60 left it and wait in the archive queue.
+    publish(server, "room:loft", 41, 80)
+    reader = people(server.http)
+    reader.open_room("loft")
+    expect(reader.page.locator("#messages li.message")).to_have_count(20)
+    scroll_to_top(reader)
+    # The page below 61 is 40..1 (recovered: false): shown, with the hole marked pending.
+    expect(reader.page.locator("#messages li.message")).to_have_count(60)
+    assert shown_seqs(reader) == list(range(1, 41)) + list(range(61, 81))
+    expect(reader.page.locator("#beginning")).to_be_visible()  # seq 1 is shown
+    gap = reader.page.locator("#messages li.gap")
+    expect(gap).to_have_count(1)
+    expect(gap).to_have_class("gap retrying")
+    expect(gap).to_have_text("20 messages not available yet — retrying")
+    assert gap.evaluate("el => el.nextElementSibling.dataset.seq") == "61"
+
+    run_archiver(server, 40)
+    expect(reader.page.locator("#messages li.message")).to_have_count(80, timeout=60_000)
+    expect(reader.page.locator("#messages li.gap")).to_have_count(0)
+    assert shown_seqs(reader) == list(range(1, 81))  # every seq once, in order
+    texts = reader.page.locator("#messages li.message .text").all_text_contents()
+    assert texts == [f"message {i}" for i in range(1, 81)]
+    assert reader.errors == []
+
+
+def test_older_messages_not_archived_yet_are_pending_not_the_beginning(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    publish(server, "room:shed", 1, 60)  # 1..40 left the backlog; the archiver has not run
+    reader = people(server.http)
+    reader.open_room("shed")
+    expect(reader.page.locator("#messages li.message")).to_have_count(20)
+    scroll_to_top(reader)
+    # The older page is empty, yet seq 41 is the oldest shown: not the beginning.
+    pending = reader.page.locator("#messages li.gap.retrying")
+    expect(pending).to_have_text("40 older messages not available yet — retrying")
+    assert pending.evaluate("el => el.nextElementSibling.dataset.seq") == "41"
+    expect(reader.page.locator("#beginning")).to_be_hidden()
+    assert shown_seqs(reader) == list(range(41, 61))
+
+    run_archiver(server, 60)
+    expect(reader.page.locator("#beginning")).to_be_visible(timeout=60_000)
+    expect(reader.page.locator("#messages li.gap")).to_have_count(0)
+    assert shown_seqs(reader) == list(range(1, 61))  # every seq once, in order
+    texts = reader.page.locator("#messages li.message .text").all_text_contents()
+    assert texts == [f"message {i}" for i in range(1, 61)]
+    expect(reader.page.locator("#load-older")).to_be_hidden()
+    assert reader.errors == []
