@@ -18,16 +18,39 @@ export function claimsOf(token) {
   return claims;
 }
 
+/** The longest delay `setTimeout` honours (2^31 - 1 ms, about 24.8 days): browsers fire a longer one at once. */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
 /**
- * Milliseconds until a token should be replaced: a fifth of its remaining life before
- * `exp`, at least one second before and never sooner than one second from now.
- * @param {number} exp seconds since 1970
- * @param {number} [now] ms since 1970
+ * The shortest time between two renewals for a token whose life cannot be told (no `iat`,
+ * and this browser's clock already past its `exp`): without it, a clock ahead of the
+ * server's by more than a token's life would renew every second.
  */
-export function renewDelay(exp, now = Date.now()) {
-  const left = exp * 1000 - now;
-  const margin = Math.min(30_000, Math.max(1000, left / 5));
-  return Math.max(1000, left - margin);
+export const MIN_RENEW_GAP = 30_000;
+
+/**
+ * When to replace a token, in this browser's ms since 1970: a fifth of its life before it
+ * ends (between 1 and 30 s), and never sooner than half its life (at most `minGap`) after
+ * it arrived. Its life is `exp - iat` measured from the fetch when it has `iat`, so a
+ * browser clock that is off changes nothing; without `iat`, `exp` is read on this clock.
+ * @param {{exp: number, iat?: number}} claims
+ * @param {number} fetchedAt ms since 1970, this clock, when the token arrived
+ * @param {number} [minGap] ms
+ */
+export function renewAt(claims, fetchedAt, minGap = MIN_RENEW_GAP) {
+  const life = typeof claims.iat === "number" ? (claims.exp - claims.iat) * 1000 : claims.exp * 1000 - fetchedAt;
+  const gap = life > 0 ? Math.min(minGap, Math.max(1000, life / 2)) : minGap;
+  const margin = Math.min(30_000, Math.max(1000, life / 5));
+  return fetchedAt + Math.max(gap, life - margin);
+}
+
+/**
+ * @param {number} at ms since 1970
+ * @param {number} [now]
+ * @returns {number} a delay for `setTimeout` towards `at`: capped, so a far `at` needs re-arming when it fires
+ */
+export function timerDelay(at, now = Date.now()) {
+  return Math.min(MAX_TIMER_DELAY, Math.max(0, at - now));
 }
 
 /**

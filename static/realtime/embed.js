@@ -19,13 +19,17 @@ import { explain, startFeed } from "../feed/feed.js";
 import { FeedHttp } from "../feed/http.js";
 import { FeedModel } from "../feed/model.js";
 import { FeedView } from "../feed/view.js";
-import { claimsOf, fetchToken, renewDelay } from "../feed/token.js";
+import { claimsOf, fetchToken, renewAt, timerDelay } from "../feed/token.js";
 
 const HERE = new URL(import.meta.url);
 const SERVER = HERE.origin;
 const WS_URL = `${HERE.protocol === "https:" ? "wss" : "ws"}://${HERE.host}/ws/`;
 /** Waits between attempts to fetch a token, in ms: the last one repeats. */
 const TOKEN_RETRY = [1000, 2000, 5000, 10000, 30000];
+/** 4501 closes in a row for tokens that should still be good before the widget gives up. */
+const REFUSALS = 3;
+/** First wait after such a refusal, in ms; doubled for each one after, with jitter. */
+const REFUSED_BACKOFF = 1000;
 
 /** @returns {HTMLScriptElement[]} the tags that load this module and have no widget yet */
 function ownScripts() {
@@ -35,7 +39,13 @@ function ownScripts() {
   });
 }
 
-/** Renews the token before `exp` and after a 4501, and reconnects with the new one. */
+/**
+ * Renews the token before `exp` and after a 4501, and reconnects with the new one. A 4501
+ * for a token that should still be good (the site mints with another secret, or its token
+ * URL serves a cached or expired token) is a refusal: the widget waits longer after each
+ * one and after {@link REFUSALS} in a row shows its error and stops, rather than hammer the
+ * token URL and the server.
+ */
 class TokenKeeper {
   constructor({ url, client, feed }) {
     this.url = url;
@@ -43,18 +53,57 @@ class TokenKeeper {
     this.feed = feed;
     this.timer = null;
     this.failures = 0;
+    this.refusals = 0;
+    /** When the current token is due for renewal (this clock); a 4501 before then is a refusal. */
+    this.due = Infinity;
+    this.stopped = false;
   }
 
   /** Use `token` now and plan its replacement. */
   use(token) {
     this.client.token = token;
     clearTimeout(this.timer);
-    const { exp } = claimsOf(token);
-    if (this.url && typeof exp === "number") this.timer = setTimeout(() => this.renew(), renewDelay(exp));
+    const claims = claimsOf(token);
+    this.due = typeof claims.exp === "number" ? renewAt(claims, Date.now()) : Infinity;
+    if (this.url && this.due !== Infinity) this._wake(this.due);
+  }
+
+  /** Renew at `at`; a timer holds at most ~24.8 days, so a longer wait re-arms when it fires. */
+  _wake(at) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (Date.now() < at) return this._wake(at);
+      this.refusals = 0; // this token lasted until its renewal: the site's tokens are good
+      this.renew();
+    }, timerDelay(at));
+  }
+
+  /** The server closed with 4501: renew, or back off when it keeps refusing good-looking tokens. */
+  refused() {
+    if (this.stopped) return;
+    this.refusals = Date.now() < this.due ? this.refusals + 1 : 0;
+    if (this.refusals >= REFUSALS) {
+      this.stop();
+      this.feed.fail(
+        `The server refused ${REFUSALS} tokens in a row from the token URL (signed with another secret, or already expired?). Reload the page to try again.`,
+      );
+      return;
+    }
+    if (this.refusals === 0) return this.renew();
+    const ceiling = REFUSED_BACKOFF * 2 ** (this.refusals - 1);
+    this.feed.setState("connecting", "The token was refused; trying a new one…");
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.renew(), ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 
   async renew() {
     clearTimeout(this.timer);
+    if (this.stopped) return;
     let token;
     try {
       token = await fetchToken(this.url);
@@ -65,6 +114,7 @@ class TokenKeeper {
       this.timer = setTimeout(() => this.renew(), wait);
       return;
     }
+    if (this.stopped) return;
     this.failures = 0;
     this.use(token);
     // A fresh socket with the fresh token: subscriptions resume from their position.
@@ -120,7 +170,7 @@ async function mount(script) {
   const keeper = new TokenKeeper({ url: tokenUrl, client, feed });
   keeper.use(token);
   client.on("closed", ({ code }) => {
-    if (code === 4501 && tokenUrl) keeper.renew();
+    if (code === 4501 && tokenUrl) keeper.refused();
     else feed.fail(code === 4501 ? explain({ code: "unauthorized" }) : `Disconnected by the server (${code}).`);
   });
   client.connect();

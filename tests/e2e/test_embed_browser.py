@@ -240,3 +240,64 @@ def test_an_expiring_token_is_renewed_and_nothing_is_missed(start_server, embed_
     expect(titles(person.page)).to_have_text(list(reversed(sent)))
     assert host.tokens >= first_tokens + 2  # renewed from data-token-url, more than once
     assert person.errors == []
+
+
+def test_renewal_times_survive_long_tokens_and_a_wrong_browser_clock(start_server, people) -> None:
+    """static/feed/token.js by itself: when to renew, and the timer delay towards it."""
+    server = start_server("uvicorn")
+    person = people(server.http)
+    person.page.goto(server.http + "/static/realtime/embed.js")
+    result = person.page.evaluate(
+        """async () => {
+      const { renewAt, timerDelay, MAX_TIMER_DELAY, MIN_RENEW_GAP } = await import("/static/feed/token.js");
+      const fetched = 1_700_000_000_000, server = 1_700_000_000;   // ms on this clock; s on the server's
+      const ahead = fetched + 2 * 3600_000;                         // this clock two hours ahead
+      const day = 86400;
+      return {
+        tenMinutes: renewAt({ iat: server, exp: server + 600 }, fetched) - fetched,
+        clockAhead: renewAt({ iat: server, exp: server + 600 }, ahead) - ahead,
+        clockAheadNoIat: renewAt({ exp: server + 600 }, ahead) - ahead,
+        expiredNoIat: renewAt({ exp: server - 5 }, fetched) - fetched,
+        brokenIat: renewAt({ iat: server, exp: server - 5 }, fetched) - fetched,
+        fourSeconds: renewAt({ iat: server, exp: server + 4 }, fetched) - fetched,
+        noIat: renewAt({ exp: server + 600 }, fetched) - fetched,
+        smallGap: renewAt({ exp: server - 5 }, fetched, 2000) - fetched,
+        thirtyDays: renewAt({ iat: server, exp: server + 30 * day }, fetched) - fetched,
+        delayFar: timerDelay(fetched + 30 * day * 1000, fetched),
+        delayNear: timerDelay(fetched + 5000, fetched),
+        delayPast: timerDelay(fetched - 5000, fetched),
+        MAX_TIMER_DELAY, MIN_RENEW_GAP,
+      };
+    }"""
+    )
+    assert result["tenMinutes"] == 570_000  # 30 s before exp
+    assert result["clockAhead"] == 570_000  # measured from the fetch: the clock does not matter
+    assert result["clockAheadNoIat"] == result["MIN_RENEW_GAP"] == 30_000  # not every second
+    assert result["expiredNoIat"] == 30_000 and result["brokenIat"] == 30_000
+    assert result["fourSeconds"] == 3000
+    assert result["noIat"] == 570_000
+    assert result["smallGap"] == 2000  # the gap is a parameter
+    assert result["thirtyDays"] == 30 * 86400_000 - 30_000
+    assert result["MAX_TIMER_DELAY"] == 2**31 - 1
+    assert result["delayFar"] == result["MAX_TIMER_DELAY"]  # capped: re-armed when it fires
+    assert result["delayNear"] == 5000 and result["delayPast"] == 0
+    assert person.errors == []
+
+
+def test_tokens_the_server_keeps_refusing_end_in_an_error_not_a_loop(start_server, embed_host, people) -> None:
+    """The token URL answers tokens signed with another secret: every socket gets 4501."""
+    server = start_server("uvicorn")
+    host = embed_host(server, new_user())
+    host.config.secret = "not-the-servers-secret-" + uuid.uuid4().hex
+    person = people(host.url)
+    sockets: list[str] = []
+    person.page.on("websocket", lambda ws: sockets.append(ws.url))
+    person.page.goto(host.url + "/")
+    feed = widget(person.page).locator(".feed")
+    expect(feed).to_have_attribute("data-state", "error", timeout=30000)
+    expect(widget(person.page).locator(".status")).to_contain_text("refused")
+    seen = (host.tokens, len(sockets))
+    assert 1 <= seen[0] <= 4 and 1 <= seen[1] <= 4, seen
+    person.page.wait_for_timeout(3000)  # and it has stopped
+    assert (host.tokens, len(sockets)) == seen
+    expect(feed).to_have_attribute("data-state", "error")
