@@ -8,6 +8,14 @@ with the one-tag embed and the two small endpoints such a site's backend needs:
 - `POST /notify`: sends that person a notification through the server's HTTP API, with a
   token whose `pubs` grant allows it, as the site's backend would on a real event.
 
+The widget's token lives in the page's JavaScript, where any script of the page can read
+it, so it grants no more than reading the feed: `subs: ["user:<id>"]` and no `sub` (a
+`sub` would count as that user signed in, free to post in chat rooms as them).
+
+A local demo, listening on 127.0.0.1 only: `/token` checks no session (it mints for the
+configured user whoever asks) and `/notify` has no CSRF protection. A real site checks its
+own session in the first and protects the second like any other form.
+
 Only the standard library and PyJWT, so that it reads like what another team would write.
 """
 
@@ -45,15 +53,20 @@ class HostConfig:
     server: str  # the realtime server's origin, e.g. http://127.0.0.1:8000
     secret: str
     user_id: str = "1"  # the person this site shows as signed in
-    name: str = "demo"
     ttl: int = 300  # seconds a minted token lives
     pages: dict[str, str] = field(default_factory=dict)  # more pages, by path
 
     def mint(self, **claims: object) -> str:
-        payload = {"exp": int(time.time()) + self.ttl, "sub": self.user_id, "name": self.name, **claims}
-        return jwt.encode(payload, self.secret, algorithm="HS256")
+        """A token with `claims`; `iat` lets the widget measure its life on its own clock."""
+        now = int(time.time())
+        return jwt.encode({"iat": now, "exp": now + self.ttl, **claims}, self.secret, algorithm="HS256")
+
+    def feed_token(self) -> str:
+        """The widget's token: reads the person's feed and read position, nothing more."""
+        return self.mint(subs=[f"user:{self.user_id}"])
 
     def embed_tag(self, **attrs: str) -> str:
+        attrs = {"user": self.user_id, **attrs}  # the token has no `sub` to name the feed
         extra = "".join(f' data-{k.replace("_", "-")}="{html.escape(v)}"' for k, v in attrs.items())
         src = html.escape(self.server.rstrip("/") + "/static/realtime/embed.js")
         return f'<script type="module" src="{src}" data-token-url="/token"{extra}></script>'
@@ -99,13 +112,14 @@ class HostHandler(BaseHTTPRequestHandler):
         elif path == "/token":
             # A real site checks its own session here and mints for that person only.
             self.server.tokens += 1
-            self._send(200, "application/json", json.dumps({"token": config.mint()}).encode())
+            self._send(200, "application/json", json.dumps({"token": config.feed_token()}).encode())
         elif path in config.pages:
             self._send(200, "text/html; charset=utf-8", config.pages[path].encode())
         else:
             self._send(404, "text/plain", b"not found")
 
     def do_POST(self) -> None:
+        # No CSRF token: a demo on 127.0.0.1. A real site protects this like any other form.
         if self.path != "/notify":
             self._send(404, "text/plain", b"not found")
             return

@@ -301,3 +301,20 @@ def test_tokens_the_server_keeps_refusing_end_in_an_error_not_a_loop(start_serve
     person.page.wait_for_timeout(3000)  # and it has stopped
     assert (host.tokens, len(sockets)) == seen
     expect(feed).to_have_attribute("data-state", "error")
+
+
+def test_the_demo_token_reads_the_feed_and_cannot_post_as_the_user(start_server, embed_host) -> None:
+    """The token lives in another site's page: it grants the feed and nothing that makes it the user."""
+    import jwt
+
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    token = httpx.get(host.url + "/token").json()["token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert "sub" not in claims and claims["subs"] == [f"user:{user}"] and claims["iat"] < claims["exp"]
+    auth = {"Authorization": "Bearer " + token}
+    assert httpx.get(f"{server.http}/api/feed/{user}/read", headers=auth).status_code == 200
+    posted = httpx.post(f"{server.http}/api/streams/room:lobby/messages", json={"data": {"text": "hi"}}, headers=auth)
+    assert posted.status_code == 403 and posted.json()["error"]["code"] == "forbidden"
+    assert f'data-user="{user}"' in httpx.get(host.url + "/").text
