@@ -1,8 +1,10 @@
 /**
  * Who is here and who is typing in a room, from the `presence` and `typing` frames of
- * docs/protocol-extensions.md. Both are hints delivered at most once: the list is
- * re-asked after every (re)subscribe and shortly after each join or leave, so a lost
- * event is corrected within a second. Names only ever go through `textContent`.
+ * docs/protocol-extensions.md. The list is asked for once per (re)subscribe, then kept by
+ * applying each `join` and `leave`: each query reads the whole room, so a page that asked
+ * after every event would make one reconnect cost N queries of size N. It asks again only
+ * when the events do not add up, after a random wait so that readers who notice the same
+ * thing do not all ask at once. Names only ever go through `textContent`.
  * @module chat/presence
  */
 
@@ -10,8 +12,13 @@
 export const TYPING_SHOWN_FOR = 4000;
 /** The least time between two typing signals this page sends (ms); the server takes ~2/s. */
 export const TYPING_SEND_EVERY = 2000;
-/** Wait after a join or leave before asking for the whole list again (ms). */
-const REFRESH_AFTER_EVENT = 800;
+/** Asking again waits this long plus a random part of REQUERY_SPREAD (ms). */
+export const REQUERY_LEAST = 1000;
+export const REQUERY_SPREAD = 3000;
+/** Events this soon after a list may have crossed it: the list may count them already (ms). */
+const CROSSING = 1000;
+/** An answer that has not come after this long is taken as lost (ms). */
+const ANSWER_LOST = 10000;
 
 /** The "who is here" list: connections per user id, shown for those above zero. */
 export class PresenceList {
@@ -26,29 +33,102 @@ export class PresenceList {
     this.me = me;
     /** @type {Map<string, {name: string, connections: number}>} */
     this.users = new Map();
-    this._refreshTimer = null;
+    /** Queries this page has sent, for people debugging it from the console. */
+    this.queries = 0;
+    this._askTimer = null;
+    this._lostTimer = null;
+    /** A query is out and its answer has not come: events now may or may not be in it. */
+    this._asking = false;
+    /** An event came while asking: the answer may have missed it. */
+    this._crossed = false;
+    /** Until then, an event may already be counted in the last list. */
+    this._crossingUntil = 0;
+    /** The join of this page's own connection is on its way (after a subscribe). */
+    this._ownJoinDue = false;
     client.on("presence", (frame) => frame.stream === stream && this._onFrame(frame));
+    client.on("disconnected", () => this._answered());
+    client.on("error", (err) => {
+      // A query refused (rate_limited, unavailable): ask again after what the server says.
+      if (!err.frame || err.frame.stream !== stream || !this._asking) return;
+      this._answered();
+      this._askLater((err.frame.retry_after || 0) * 1000);
+    });
   }
 
-  /** Ask the server for the whole list (after subscribing, and to correct the counts). */
+  /** After every (re)subscribe: the first asks at once, a later one after a random wait (a
+   * server restart resubscribes every reader of the room together). Events were missed
+   * meanwhile, so the list is asked for either way. */
+  subscribed({ first }) {
+    this._ownJoinDue = Boolean(this.me);
+    if (first) this.refresh();
+    else this._askLater();
+  }
+
+  /** Ask the server for the whole list now. */
   refresh() {
-    clearTimeout(this._refreshTimer);
-    this._refreshTimer = null;
-    this.client.send({ type: "presence", stream: this.stream });
+    clearTimeout(this._askTimer);
+    this._askTimer = null;
+    if (!this.client.send({ type: "presence", stream: this.stream })) return; // the next subscribe asks
+    this.queries += 1;
+    this._asking = true;
+    this._crossed = false;
+    clearTimeout(this._lostTimer);
+    this._lostTimer = setTimeout(() => {
+      this._answered();
+      this._askLater();
+    }, ANSWER_LOST);
+  }
+
+  /** Ask again after REQUERY_LEAST plus a random part of REQUERY_SPREAD (or `least`). */
+  _askLater(least = REQUERY_LEAST) {
+    if (this._askTimer !== null || this._asking) return;
+    const wait = Math.max(least, REQUERY_LEAST) + Math.random() * REQUERY_SPREAD;
+    this._askTimer = setTimeout(() => this.refresh(), wait);
+  }
+
+  _answered() {
+    this._asking = false;
+    clearTimeout(this._lostTimer);
+    this._lostTimer = null;
   }
 
   _onFrame(frame) {
-    if (Array.isArray(frame.members)) {
-      this.users = new Map(frame.members.map((m) => [m.id, { name: m.name, connections: m.connections }]));
-    } else if (frame.user && (frame.event === "join" || frame.event === "leave")) {
-      const user = this.users.get(frame.user.id) || { name: frame.user.name, connections: 0 };
-      user.connections = Math.max(0, user.connections + (frame.event === "join" ? 1 : -1));
-      this.users.set(frame.user.id, user);
-      // Our own join can cross the list that already counts it: the list settles it.
-      clearTimeout(this._refreshTimer);
-      this._refreshTimer = setTimeout(() => this.refresh(), REFRESH_AFTER_EVENT);
-    }
+    if (Array.isArray(frame.members)) this._onList(frame.members);
+    else if (frame.user && typeof frame.user.id === "string" && (frame.event === "join" || frame.event === "leave")) {
+      this._onEvent(frame.event, frame.user);
+    } else return; // not a presence frame this page knows: the list stays as it is
     this._show();
+  }
+
+  _onList(members) {
+    const crossed = this._crossed;
+    this._answered();
+    this.users = new Map(
+      members
+        .filter((m) => m && typeof m.id === "string" && Number.isInteger(m.connections))
+        .map((m) => [m.id, { name: String(m.name), connections: m.connections }]),
+    );
+    this._crossingUntil = performance.now() + CROSSING;
+    if (crossed) this._askLater(); // an event crossed this answer: it may not count it
+  }
+
+  _onEvent(event, user) {
+    const known = this.users.get(user.id);
+    const own = this.me && user.id === this.me.id;
+    if (event === "join" && own && this._ownJoinDue) {
+      this._ownJoinDue = false;
+      // Our own connection's join, which the list asked after subscribing counts (it is
+      // asked, on its way, or just came). Much later it is another tab of ours.
+      if (this._asking || this._askTimer !== null || performance.now() < this._crossingUntil) return;
+    }
+    if (this._asking) this._crossed = true;
+    else if (performance.now() < this._crossingUntil) this._askLater();
+    else if (event === "leave" && !(known && known.connections > 0)) this._askLater(); // missed a join
+    else if (event === "join" && known && known.connections > 0 && known.name !== user.name) this._askLater();
+    const entry = known || { name: user.name, connections: 0 };
+    entry.connections = Math.max(0, entry.connections + (event === "join" ? 1 : -1));
+    entry.name = user.name;
+    this.users.set(user.id, entry);
   }
 
   _show() {

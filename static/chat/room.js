@@ -416,6 +416,7 @@ const presence = new PresenceList({
 });
 const typing = new TypingIndicator({ client, stream: config.stream, element: document.getElementById("typing"), me: config.user });
 
+let subscribedBefore = false;
 client.subscribe(config.stream, {
   history: config.history,
   onMessage: render,
@@ -423,7 +424,9 @@ client.subscribe(config.stream, {
     if (info.epoch !== epoch) forgetEpoch(info.epoch);
     subscribedAt = info.seq;
     if (info.seq === 0) showBeginning(true);
-    presence.refresh(); // presence frames are never replayed: ask again on every (re)subscribe
+    // Presence frames are never replayed: ask again on every (re)subscribe.
+    presence.subscribed({ first: !subscribedBefore });
+    subscribedBefore = true;
   },
   onRecoveryFailed: reloadHistory,
   onError: (err) => showNotice(`This room cannot be read: ${err.message}`),

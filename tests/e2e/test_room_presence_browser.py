@@ -3,6 +3,8 @@ server (the presence and typing frames of docs/protocol-extensions.md)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.sync_api import expect
 
@@ -33,7 +35,7 @@ def test_two_people_see_each_other_arrive_and_leave(start_server, people, chat_u
     second.goto(f"{server.http}/rooms/porch/")
     expect(second.locator("#who li")).to_have_text(["alice", "bob"])
     second.close()
-    bob.page.wait_for_timeout(1500)  # let the leave of that tab and the list that follows arrive
+    bob.page.wait_for_timeout(1500)  # let the leave of that tab arrive
     expect(who(bob)).to_have_text(["alice", "bob"])
 
     bob.page.close()
@@ -79,3 +81,74 @@ def test_anonymous_reader_sees_who_is_here_but_cannot_type(start_server, people,
     alice.page.locator("#text").press_sequentially("for the guest", delay=30)
     expect(guest.page.locator("#typing")).to_have_text("alice is typing…")
     assert alice.errors == guest.errors == []
+
+
+def count_presence_queries(person) -> list[str]:
+    """The `presence` queries this person's page sends, on every socket it opens."""
+    sent: list[str] = []
+
+    def on_frame(payload) -> None:
+        frame = json.loads(payload)
+        if frame.get("type") == "presence":
+            sent.append(frame["stream"])
+
+    person.page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+    return sent
+
+
+def test_joins_and_leaves_are_applied_without_asking_for_the_list_again(start_server, people, chat_users) -> None:
+    server = start_server("uvicorn")
+    guest, alice, bob, carol = (people(server.http) for _ in range(4))
+    for person, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+        person.sign_in(name)
+    guest_asked, alice_asked = count_presence_queries(guest), count_presence_queries(alice)
+    guest.open_room("hall")
+    alice.open_room("hall")
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice"])
+    # Past the moment right after a list, when an event may have crossed it and is checked.
+    guest.page.wait_for_timeout(6000)
+    assert alice_asked == ["room:hall"]  # once, after subscribing
+    asked_before = (len(guest_asked), len(alice_asked))
+
+    bob.open_room("hall")
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice", "bob"])
+    carol.open_room("hall")
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice", "bob", "carol"])
+    second = bob.context.new_page()  # bob twice: listed once, and still listed when it closes
+    second.goto(f"{server.http}/rooms/hall/")
+    second.wait_for_selector("#status[data-state=connected]")
+    expect(second.locator("#who li")).to_have_text(["alice", "bob", "carol"])
+    second.close()
+    bob.page.close()
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice", "carol"])
+        expect(reader.page.locator("#who-count")).to_have_text("2 here")
+    carol.page.close()
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice"])
+
+    # Eight joins and leaves, and long enough for any query they would cause to be sent.
+    guest.page.wait_for_timeout(6000)
+    assert (len(guest_asked), len(alice_asked)) == asked_before
+    for reader in (guest, alice):
+        expect(who(reader)).to_have_text(["alice"])
+    assert guest.errors == alice.errors == []
+
+
+def test_a_page_back_online_asks_for_the_list_again_and_shows_who_left_meanwhile(start_server, alice_and_bob) -> None:
+    server = start_server("uvicorn")
+    alice, bob = alice_and_bob(server, "terrace")
+    asked = count_presence_queries(alice)  # from the socket that opens next
+    expect(who(alice)).to_have_text(["alice", "bob"])
+
+    alice.context.set_offline(True)
+    expect(alice.page.locator("#status")).not_to_have_attribute("data-state", "connected")
+    bob.page.close()  # alice's page misses this leave
+    alice.context.set_offline(False)
+    expect(alice.page.locator("#status")).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(who(alice)).to_have_text(["alice"], timeout=15_000)
+    assert asked == ["room:terrace"]
+    assert alice.errors == []
