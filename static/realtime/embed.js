@@ -2,15 +2,16 @@
  * The notification feed for other sites, in one tag (docs/embed.md):
  *
  * ```html
- * <script type="module" src="https://HOST/static/realtime/embed.js" data-token-url="/rt-token"></script>
+ * <script type="module" src="https://HOST/static/realtime/embed.js" data-token-url="/rt-token" data-user="42"></script>
  * ```
  *
  * Draws the bell, unread count and list right after the tag, in an open shadow root (no
  * styles cross either way), and connects to the server that served this file. The token is
  * `data-token` (fixed) or comes from `data-token-url`, fetched again before its `exp` and
  * after a 4501 close; the feed then carries on from its position (`since`). Without a
- * valid token the widget shows an error: it never reads anonymously. `data-user` reads
- * `user:<id>` other than the token's `sub` (needs a `subs` grant).
+ * valid token the widget shows an error: it never reads anonymously. `data-user` names
+ * the feed `user:<id>` (else the token's `sub`): the token that docs/embed.md recommends
+ * has only a `subs` grant for it, no `sub`.
  * @module realtime/embed
  */
 
