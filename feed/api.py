@@ -13,14 +13,13 @@ from typing import Annotated, Any
 
 import msgspec
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import Field, Path, Router, Schema
 
 from realtime import Sender, apublish
-from realtime.api import ERRORS, MAX_SEQ, ErrorOut, SenderBuckets, principal_of, require_csrf
+from realtime.api import ERRORS, MAX_SEQ, ErrorOut, SenderBuckets, decode_body, principal_of, require_csrf
 from realtime.auth import Principal, can_subscribe
-from realtime.errors import BadRequest, Forbidden, RateLimited, TooLarge
+from realtime.errors import BadRequest, Forbidden, RateLimited
 from realtime.names import parse_stream
 from realtime.runtime import current as current_runtime
 
@@ -51,30 +50,8 @@ class _ReadPositionBody(msgspec.Struct, frozen=True):
 _body_decoder = msgspec.json.Decoder(_ReadPositionBody)
 
 
-def _raw_body(request: HttpRequest) -> bytes:
-    """The body, refused with 413 before it is read when it says it is too large, the way
-    realtime.api reads a publish (Django's own limit would answer 400 in its own shape)."""
-    limit = settings.RT_MAX_FRAME
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body over {limit} bytes")
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise TooLarge(f"body over {limit} bytes") from None
-    if len(raw) > limit:
-        raise TooLarge(f"body over {limit} bytes")
-    return raw
-
-
 def _read_body(request: HttpRequest) -> _ReadPositionBody:
-    raw = _raw_body(request)
-    try:
-        body = _body_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    body = decode_body(request, _body_decoder)
     if isinstance(body.seq, float) and not body.seq.is_integer():
         raise BadRequest("body: `seq` must be a whole number")
     return body

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from django.conf import settings
@@ -34,6 +34,7 @@ from .ratelimit import TokenBucket
 STREAM_PATTERN = r"^(%s):[A-Za-z0-9_.-]{1,64}$" % "|".join(KINDS)
 MAX_SEQ = 2**53 - 1  # seqs stay exact in Lua's doubles and in JavaScript
 DEFAULT_LIMIT = 100
+BodyT = TypeVar("BodyT")
 
 
 # -- Schemas: the OpenAPI document's view of the wire contract ------------------------
@@ -181,8 +182,10 @@ class SenderBuckets:
 publish_buckets = SenderBuckets()
 
 
-def read_body(request: HttpRequest) -> _PublishBody:
-    """The body, refused before it is read when it says it is too large."""
+def decode_body(request: HttpRequest, decoder: msgspec.json.Decoder[BodyT]) -> BodyT:
+    """The JSON body decoded by `decoder`, refused with 413 before it is read when it says
+    it is too large (Django's own limit would answer 400 in its own shape); a body of the
+    wrong shape is `bad_request`. Other apps' endpoints on this API use it too."""
     limit = settings.RT_MAX_FRAME
     declared = request.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -194,11 +197,15 @@ def read_body(request: HttpRequest) -> _PublishBody:
     if len(raw) > limit:
         raise TooLarge(f"body over {limit} bytes")
     try:
-        return _body_decoder.decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+def read_body(request: HttpRequest) -> _PublishBody:
+    return decode_body(request, _body_decoder)
 
 
 # -- Endpoints ----------------------------------------------------------------------
