@@ -7,7 +7,7 @@
  * @module chat/room
  */
 
-import { RealtimeClient, State } from "../realtime/client.js";
+import { pageClient, State } from "../realtime/client.js";
 import { PresenceList, TypingIndicator, signalTyping } from "./presence.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
@@ -402,7 +402,7 @@ async function reloadHistory(info) {
   }
 }
 
-const client = new RealtimeClient();
+const client = pageClient();
 client.on("state", ({ newState }) => showStatus(newState));
 client.on("closed", ({ code }) => showNotice(`The connection was closed (${code}). Reload the page to reconnect.`));
 showStatus(client.state);

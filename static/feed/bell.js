@@ -4,14 +4,14 @@
  * @module feed/bell
  */
 
-import { RealtimeClient } from "../realtime/client.js";
+import { pageClient } from "../realtime/client.js";
 import { startFeed } from "./feed.js";
 import { FeedHttp } from "./http.js";
 
 const host = document.getElementById("feed-bell");
 if (host && host.dataset.userId) {
   const userId = host.dataset.userId;
-  const client = new RealtimeClient();
+  const client = pageClient();
   const feed = startFeed({
     root: host.attachShadow({ mode: "open" }),
     client,

@@ -7,7 +7,7 @@
  * @module live/scoreboard
  */
 
-import { RealtimeClient, State } from "../realtime/client.js";
+import { pageClient, State } from "../realtime/client.js";
 import { formatAge, readUpdate } from "./update.js";
 
 const config = JSON.parse(document.getElementById("live-config").textContent);
@@ -106,7 +106,7 @@ async function reloadLatest() {
   }
 }
 
-const client = new RealtimeClient();
+const client = pageClient();
 client.on("state", onState);
 client.on("closed", ({ code }) => {
   showConnection("stopped");

@@ -506,6 +506,18 @@ export class RealtimeClient {
  * format from `crypto.getRandomValues`, which every context has.
  * @returns {string}
  */
+let pageShared = null;
+
+/**
+ * The page's one connection, made on first use: the modules of one page (the room, the
+ * bell, a scoreboard) multiplex their streams over it instead of each opening a socket.
+ * @returns {RealtimeClient}
+ */
+export function pageClient() {
+  if (!pageShared) pageShared = new RealtimeClient();
+  return pageShared;
+}
+
 export function randomId() {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));

@@ -205,3 +205,22 @@ def test_a_notification_arriving_during_the_reload_after_recovered_false_is_kept
     page.wait_for_timeout(300)  # nothing else comes and changes it
     expect(page.locator("#feed-bell .item .title")).to_have_text(expected)
     assert carol.errors == []
+
+
+def test_the_bell_and_the_room_share_the_page_s_one_websocket(start_server, people, chat_users) -> None:
+    """Streams are multiplexed (PROTOCOL.md): a signed-in room page reads its room and its
+    feed over one connection, not one per widget."""
+    server = start_server("uvicorn")
+    alice = people(server.http)
+    alice.sign_in("alice")
+    sockets: list[Any] = []
+    alice.page.on("websocket", lambda ws: sockets.append(ws))
+    alice.open_room("one-socket")
+    user_id = bell_user(alice.page)
+    before = notify(server, user_id, {"title": "Over the room's socket", "body": ""})
+    alice.page.click("#feed-bell .bell")
+    expect(alice.page.locator("#feed-bell .item .title").first).to_have_text("Over the room's socket")
+    alice.say("and a message")
+    expect(alice.page.locator("#messages li.message .text").last).to_have_text("and a message")
+    assert before >= 1 and len(sockets) == 1, [ws.url for ws in sockets]
+    assert alice.errors == []
