@@ -222,5 +222,8 @@ def test_the_bell_and_the_room_share_the_page_s_one_websocket(start_server, peop
     expect(alice.page.locator("#feed-bell .item .title").first).to_have_text("Over the room's socket")
     alice.say("and a message")
     expect(alice.page.locator("#messages li.message .text").last).to_have_text("and a message")
-    assert before >= 1 and len(sockets) == 1, [ws.url for ws in sockets]
+    # The room list the sign-in landed on may still open its own socket after the listener
+    # is on; it closes with that page. What counts is how many this page holds.
+    still_open = [ws for ws in sockets if not ws.is_closed()]
+    assert before >= 1 and len(still_open) == 1, [ws.url for ws in sockets]
     assert alice.errors == []
