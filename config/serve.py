@@ -147,7 +147,8 @@ def main() -> int:
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         _say(f"{server} serving on http://{shown}:{port}/  (Ctrl-C stops everything)")
         _say(f"  chat:    http://{shown}:{port}/rooms/lobby/")
-        _say(f"  scores:  http://{shown}:{port}/live/demo/")
+        _say(f"  scores:  http://{shown}:{port}/live/demo/   (make a match: .venv/bin/python manage.py simulate_match live:demo)")
+        _say("  embed:   make demo-embed   (another site with the notification widget, on :8001)")
         _say(f"  admin:   http://{shown}:{port}/admin/")
         _say(f"  health:  http://{shown}:{port}/healthz   metrics: http://{shown}:{port}/metrics")
         while True:
