@@ -84,9 +84,22 @@ function nearBottom() {
   return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
 }
 
-/** Put a confirmed message at its seq's place, before any pending ones. */
+/** Where confirmed messages end: before the first pending or failed one of ours. */
+function confirmedEnd() {
+  return list.querySelector("li.pending, li.failed");
+}
+
+/** Put a confirmed message at its seq's place, before any pending ones. A live message is
+ * nearly always the newest: that is checked first, without walking the list. */
 function placeConfirmed(li, seq) {
-  let before = list.querySelector("li.pending, li.failed");
+  const end = confirmedEnd();
+  let last = end ? end.previousElementSibling : list.lastElementChild;
+  while (last && !last.dataset.seq) last = last.previousElementSibling;
+  if (!last || Number(last.dataset.seq) < seq) {
+    list.insertBefore(li, end);
+    return;
+  }
+  let before = end;
   for (const other of list.querySelectorAll("li[data-seq]")) {
     if (other !== li && Number(other.dataset.seq) > seq) {
       before = other;
@@ -96,14 +109,40 @@ function placeConfirmed(li, seq) {
   list.insertBefore(li, before);
 }
 
-function forgetEpoch(newEpoch) {
-  if (epoch === newEpoch) return;
-  epoch = newEpoch;
+/** Put `messages` (any order) at their seq's place, once each, in one ordered pass over
+ * what is shown. Returns how many were new. */
+function insertBatch(messages) {
+  const fresh = messages
+    .filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq) && !bySeq.has(msg.seq))
+    .sort((a, b) => a.seq - b.seq);
+  const shown = [...list.querySelectorAll("li[data-seq]")];
+  const end = confirmedEnd();
+  let next = 0;
+  for (const msg of fresh) {
+    while (next < shown.length && Number(shown[next].dataset.seq) < msg.seq) next += 1;
+    const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
+    const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
+    li.dataset.seq = String(msg.seq);
+    bySeq.set(msg.seq, li);
+    list.insertBefore(li, next < shown.length ? shown[next] : end);
+  }
+  if (bySeq.has(1)) showBeginning(true);
+  return fresh.length;
+}
+
+/** Take every shown message of this epoch away, and what paging knew about them. */
+function clearShown() {
   for (const li of bySeq.values()) li.remove();
   bySeq.clear();
   for (const gap of list.querySelectorAll("li.gap")) gap.remove();
   resetOlder();
   showBeginning(false);
+}
+
+function forgetEpoch(newEpoch) {
+  if (epoch === newEpoch) return;
+  epoch = newEpoch;
+  clearShown();
 }
 
 /** Show a message from the stream (live, history or an HTTP reload), once per seq. */
@@ -139,8 +178,11 @@ function render(msg) {
 const RETRY_FIRST = 2000;
 const RETRY_LONGEST = 30000;
 const RETRY_TRIES = 8;
-/** At most this many messages asked for at once to fill a hole between shown messages. */
-const HOLE_PAGE = 200;
+/** Holes between shown messages up to this wide are asked for by themselves, one page
+ * each; a wider one waits for the reader to ask (its button). */
+const HOLE_PAGE = OLDER_PAGE;
+/** Wait after a hole is filled before asking for the next one (ms). */
+const HOLE_PAUSE = 500;
 
 /** Growing, bounded waits for one range at a time: a new range starts over. */
 class Retry {
@@ -186,6 +228,7 @@ let subscribedAt = 0;
 let emptyBelow = null;
 let loadingOlder = false;
 let fillingHole = false;
+let holePause = null;
 const olderRetry = new Retry();
 const holeRetry = new Retry();
 /** Holes between shown messages given up after RETRY_TRIES: "epoch:above:below". */
@@ -208,6 +251,8 @@ function resetOlder() {
   emptyBelow = null;
   olderRetry.reset();
   holeRetry.reset();
+  clearTimeout(holePause);
+  holePause = null;
   unavailable.clear();
 }
 
@@ -255,24 +300,15 @@ async function loadOlder({ retrying = false, byHand = false } = {}) {
   fillHoles();
 }
 
-/** Put `messages` (any order) at their seq's place, once each, without moving what the
- * reader looks at; mark the holes left. Returns how many were new. */
+/** Put `messages` at their seq's place without moving what the reader looks at; mark the
+ * holes left. Returns how many were new. */
 function insertOlder(messages) {
-  const fresh = messages
-    .filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq) && !bySeq.has(msg.seq))
-    .sort((a, b) => a.seq - b.seq);
+  let added = 0;
   keepingPlace(() => {
-    for (const msg of fresh) {
-      const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
-      const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
-      li.dataset.seq = String(msg.seq);
-      bySeq.set(msg.seq, li);
-      placeConfirmed(li, msg.seq);
-    }
-    if (bySeq.has(1)) showBeginning(true);
+    added = insertBatch(messages);
     markGaps();
   });
-  return fresh.length;
+  return added;
 }
 
 /** Change the page so that the first message on screen stays where it is: what goes in
@@ -290,42 +326,57 @@ function keepingPlace(change) {
   if (anchor && anchor.isConnected) window.scrollBy(0, anchor.getBoundingClientRect().top - topBefore);
 }
 
-/** The highest hole between two shown messages not given up: {above, below} seqs, or null. */
+function holeKey(hole) {
+  return `${epoch}:${hole.above}:${hole.below}`;
+}
+
+function holeSize(hole) {
+  return hole.above - hole.below - 1;
+}
+
+/** The hole just below the seq `above` (shown or not): {above, below} seqs, or null. */
+function holeBelow(above) {
+  let below = null;
+  for (const seq of bySeq.keys()) if (seq < above && (below === null || seq > below)) below = seq;
+  return below !== null && above > below + 1 ? { above, below } : null;
+}
+
+/** The highest small hole between two shown messages not given up, or null. */
 function highestHole() {
   const seqs = [...bySeq.keys()].sort((a, b) => b - a);
   for (let i = 1; i < seqs.length; i += 1) {
     const hole = { above: seqs[i - 1], below: seqs[i] };
-    if (hole.above > hole.below + 1 && !unavailable.has(`${epoch}:${hole.above}:${hole.below}`)) return hole;
+    if (holeSize(hole) > 0 && holeSize(hole) <= HOLE_PAGE && !unavailable.has(holeKey(hole))) return hole;
   }
   return null;
 }
 
-/** Ask for the highest hole with `before` = the seq just above it; ask again later while
- * the archiver has not written it, at once while pages keep filling it. */
-async function fillHoles({ retrying = false } = {}) {
-  if (fillingHole || epoch === null || (holeRetry.waiting && !retrying)) return;
-  const hole = highestHole();
-  if (!hole) return;
-  const range = `${epoch}:${hole.above}:${hole.below}`;
+/** Ask for one page of a hole with `before` = the seq just above it: the highest small
+ * hole, or the one the reader asked for (`hole`, `byHand`). What is still missing of a
+ * small hole is asked again later with growing waits; the next hole after a pause. */
+async function fillHoles({ retrying = false, byHand = false, hole = null } = {}) {
+  if (fillingHole || epoch === null || (holeRetry.waiting && !retrying && !byHand)) return;
+  const asked = hole || highestHole();
+  if (!asked) return;
   const pageEpoch = epoch;
   fillingHole = true;
-  let added = 0;
   try {
-    const body = await fetchBefore(hole.above, pageEpoch, Math.min(hole.above - hole.below - 1, HOLE_PAGE));
+    const body = await fetchBefore(asked.above, pageEpoch, Math.min(holeSize(asked), HOLE_PAGE));
     if (epoch !== pageEpoch) return;
-    added = insertOlder(body.messages);
+    insertOlder(body.messages);
   } catch (err) {
     // Counted as a try like an empty answer: the server may be out of reach for a while.
   } finally {
     fillingHole = false;
   }
   if (epoch !== pageEpoch) return;
-  if (added > 0) {
-    fillHoles();
-    return;
-  }
-  if (!holeRetry.later(range, () => fillHoles({ retrying: true }))) {
-    unavailable.add(range);
+  const left = holeBelow(asked.above);
+  if (!left || holeSize(left) > HOLE_PAGE) {
+    // Filled (or the rest of a wide hole, which waits for the reader): on to the next.
+    clearTimeout(holePause);
+    holePause = setTimeout(() => fillHoles(), HOLE_PAUSE);
+  } else if (!holeRetry.later(holeKey(left), () => fillHoles({ retrying: true }))) {
+    unavailable.add(holeKey(left));
     fillHoles(); // the next hole down, if any
   }
   keepingPlace(markGaps);
@@ -353,6 +404,18 @@ function gapElement(text, pending) {
   return gap;
 }
 
+/** A hole too wide to fill by itself: one page of it (the newest) when the reader asks. */
+function wideGapElement(hole) {
+  const gap = gapElement(`${counted(holeSize(hole))} not loaded `, false);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "load-gap";
+  button.textContent = "Load more";
+  button.addEventListener("click", () => fillHoles({ byHand: true, hole }));
+  gap.append(button);
+  return gap;
+}
+
 function counted(missing) {
   return `${missing} message${missing === 1 ? "" : "s"}`;
 }
@@ -372,7 +435,9 @@ function markGaps() {
   let previous = null;
   for (const li of shown) {
     const seq = Number(li.dataset.seq);
-    if (previous !== null && seq > previous + 1) {
+    if (previous !== null && seq - previous - 1 > HOLE_PAGE) {
+      list.insertBefore(wideGapElement({ above: seq, below: previous }), li);
+    } else if (previous !== null && seq > previous + 1) {
       const missing = seq - previous - 1;
       const pending = !unavailable.has(`${epoch}:${seq}:${previous}`);
       const text = pending
@@ -384,7 +449,23 @@ function markGaps() {
   }
 }
 
-/** `recovered: false`: the socket cannot fill the gap, so reload recent history over HTTP. */
+/** Take away the shown messages below `seq`, with what paging knew of them. */
+function dropBelow(seq) {
+  for (const [shown, li] of bySeq) {
+    if (shown < seq) {
+      li.remove();
+      bySeq.delete(shown);
+    }
+  }
+  for (const gap of list.querySelectorAll("li.gap")) gap.remove();
+  resetOlder();
+  showBeginning(false);
+}
+
+/** `recovered: false`: the socket cannot fill the gap, so reload recent history over HTTP.
+ * When more than a page is missing between what was shown and the reloaded page (hours
+ * offline in a busy room), the old part goes and the reloaded page is a fresh view to
+ * page back from; a smaller hole is filled in place. */
 async function reloadHistory(info) {
   forgetEpoch(info.epoch);
   const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?limit=${config.history}`;
@@ -393,9 +474,17 @@ async function reloadHistory(info) {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     if (body.epoch !== epoch) forgetEpoch(body.epoch);
-    for (const msg of body.messages) render({ ...msg, stream: config.stream });
+    const stick = nearBottom();
+    const reloaded = body.messages.filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq));
+    if (reloaded.length > 0) {
+      const oldest = Math.min(...reloaded.map((msg) => msg.seq));
+      const hole = holeBelow(oldest);
+      if (hole && holeSize(hole) > HOLE_PAGE) dropBelow(oldest);
+    }
+    insertBatch(reloaded);
     markGaps();
-    fillHoles(); // the range the socket could not fill may be in the archive
+    if (stick) window.scrollTo(0, document.body.scrollHeight);
+    fillHoles(); // a small range the socket could not fill may be in the archive
     showNotice("");
   } catch (err) {
     showNotice("Some earlier messages could not be loaded. Reload the page to see them.");

@@ -172,3 +172,52 @@ def test_older_messages_not_archived_yet_are_pending_not_the_beginning(start_ser
     assert texts == [f"message {i}" for i in range(1, 61)]
     expect(reader.page.locator("#load-older")).to_be_hidden()
     assert reader.errors == []
+
+
+def count_history_requests(person, stream: str) -> list[str]:
+    """Every HTTP request this person's page makes for the stream's messages."""
+    asked: list[str] = []
+    paths = (f"/api/streams/{stream}/messages", "/api/streams/" + stream.replace(":", "%3A") + "/messages")
+
+    def on_request(request) -> None:
+        if any(path in request.url for path in paths):
+            asked.append(request.url)
+
+    person.page.on("request", on_request)
+    return asked
+
+
+def test_back_after_many_messages_shows_the_newest_page_fresh_without_filling_the_hole(start_server, people, chat_users) -> None:
+    """Offline while far more than a page is published (the backlog cannot recover it): the
+    page shows the reloaded newest messages as a fresh view, with a bounded number of
+    history requests instead of filling the whole hole, and pages back from there."""
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    publish(server, "room:porch", 1, 10)
+    reader = people(server.http)
+    reader.open_room("porch")
+    expect(reader.page.locator("#messages li.message")).to_have_count(10)
+    asked = count_history_requests(reader, "room:porch")
+
+    reader.context.set_offline(True)
+    expect(reader.page.locator("#status")).not_to_have_attribute("data-state", "connected")
+    publish(server, "room:porch", 11, 400)
+    run_archiver(server, 400)
+    reader.context.set_offline(False)
+    expect(reader.page.locator("#status")).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(reader.page.locator("#messages li.message .text").last).to_have_text("message 400")
+    reader.page.wait_for_timeout(3000)  # time for any further request the reload would cause
+
+    seqs = shown_seqs(reader)
+    assert seqs == list(range(seqs[0], 401)), seqs  # contiguous up to the newest, no old part
+    assert seqs[0] > 10
+    expect(reader.page.locator("#messages li.gap")).to_have_count(0)
+    assert 1 <= len(asked) <= 3, asked
+
+    # "Load older" pages back from the reloaded view as usual.
+    reader.page.evaluate("window.scrollTo(0, 200)")
+    reader.page.locator("#load-older").dispatch_event("click")
+    expect(reader.page.locator("#messages li.message")).to_have_count(len(seqs) + 50)
+    assert shown_seqs(reader) == list(range(seqs[0] - 50, 401))
+    texts = reader.page.locator("#messages li.message .text").all_text_contents()
+    assert texts == [f"message {i}" for i in range(seqs[0] - 50, 401)]
+    assert reader.errors == []
