@@ -28,20 +28,37 @@ export const MAX_TIMER_DELAY = 2 ** 31 - 1;
  */
 export const MIN_RENEW_GAP = 30_000;
 
+/** How far before the token's `iat` this browser's clock may read and still be trusted, in ms. */
+export const CLOCK_SLACK = 60_000;
+
 /**
  * When to replace a token, in this browser's ms since 1970: a fifth of its life before it
  * ends (between 1 and 30 s), and never sooner than half its life (at most `minGap`) after
  * it arrived. Its life is `exp - iat` measured from the fetch when it has `iat`, so a
  * browser clock that is off changes nothing; without `iat`, `exp` is read on this clock.
+ * A token URL may serve a token that is still good but not fresh (a cache): when this
+ * clock agrees with the token (no more than {@link CLOCK_SLACK} before `iat`, and before
+ * `exp`), the time left until `exp` on this clock counts when it is shorter.
  * @param {{exp: number, iat?: number}} claims
  * @param {number} fetchedAt ms since 1970, this clock, when the token arrived
  * @param {number} [minGap] ms
  */
 export function renewAt(claims, fetchedAt, minGap = MIN_RENEW_GAP) {
-  const life = typeof claims.iat === "number" ? (claims.exp - claims.iat) * 1000 : claims.exp * 1000 - fetchedAt;
+  const hasIat = typeof claims.iat === "number";
+  let life = hasIat ? (claims.exp - claims.iat) * 1000 : claims.exp * 1000 - fetchedAt;
+  if (hasIat && clockAgrees(claims, fetchedAt)) life = Math.min(life, claims.exp * 1000 - fetchedAt);
   const gap = life > 0 ? Math.min(minGap, Math.max(1000, life / 2)) : minGap;
   const margin = Math.min(30_000, Math.max(1000, life / 5));
   return fetchedAt + Math.max(gap, life - margin);
+}
+
+/**
+ * @param {{exp: number, iat: number}} claims
+ * @param {number} now ms since 1970, this clock
+ * @returns {boolean} whether this clock reads a time the token could have been issued and still be good at
+ */
+function clockAgrees(claims, now) {
+  return now >= claims.iat * 1000 - CLOCK_SLACK && now < claims.exp * 1000;
 }
 
 /**

@@ -15,7 +15,7 @@
  * @module realtime/embed
  */
 
-import { RealtimeClient } from "./client.js";
+import { RealtimeClient, State } from "./client.js";
 import { explain, startFeed } from "../feed/feed.js";
 import { FeedHttp } from "../feed/http.js";
 import { FeedModel } from "../feed/model.js";
@@ -31,6 +31,11 @@ const TOKEN_RETRY = [1000, 2000, 5000, 10000, 30000];
 const REFUSALS = 3;
 /** First wait after such a refusal, in ms; doubled for each one after, with jitter. */
 const REFUSED_BACKOFF = 1000;
+/**
+ * A 4501 within this many ms of connecting is a refusal of the token; later, the token was
+ * taken and has run out (served from a cache, renewed late): renew at once, no count.
+ */
+const REFUSAL_WINDOW = 5000;
 
 /** @returns {HTMLScriptElement[]} the tags that load this module and have no widget yet */
 function ownScripts() {
@@ -42,10 +47,11 @@ function ownScripts() {
 
 /**
  * Renews the token before `exp` and after a 4501, and reconnects with the new one. A 4501
- * for a token that should still be good (the site mints with another secret, or its token
- * URL serves a cached or expired token) is a refusal: the widget waits longer after each
- * one and after {@link REFUSALS} in a row shows its error and stops, rather than hammer the
- * token URL and the server.
+ * soon after connecting, for a token that should still be good (the site mints with
+ * another secret, or its token URL serves an expired token), is a refusal: the widget
+ * waits longer after each one and after {@link REFUSALS} in a row shows its error and
+ * stops, rather than hammer the token URL and the server. A 4501 on a socket that was up
+ * a while only says the token ran out.
  */
 class TokenKeeper {
   constructor({ url, client, feed }) {
@@ -57,7 +63,13 @@ class TokenKeeper {
     this.refusals = 0;
     /** When the current token is due for renewal (this clock); a 4501 before then is a refusal. */
     this.due = Infinity;
+    /** When the current socket connected (this clock), null while it is not. */
+    this.connectedAt = null;
     this.stopped = false;
+    client.on("state", ({ newState }) => {
+      if (newState === State.CONNECTED) this.connectedAt = Date.now();
+      else if (newState === State.CONNECTING) this.connectedAt = null;
+    });
   }
 
   /** Use `token` now and plan its replacement. */
@@ -82,7 +94,10 @@ class TokenKeeper {
   /** The server closed with 4501: renew, or back off when it keeps refusing good-looking tokens. */
   refused() {
     if (this.stopped) return;
-    this.refusals = Date.now() < this.due ? this.refusals + 1 : 0;
+    const now = Date.now();
+    const soon = this.connectedAt === null || now - this.connectedAt < REFUSAL_WINDOW;
+    this.connectedAt = null;
+    this.refusals = soon && now < this.due ? this.refusals + 1 : 0;
     if (this.refusals >= REFUSALS) {
       this.stop();
       this.feed.fail(
@@ -117,7 +132,10 @@ class TokenKeeper {
     }
     if (this.stopped) return;
     this.failures = 0;
+    const same = token === this.client.token && this.client.state === State.CONNECTED;
     this.use(token);
+    // The token URL served the token in use (a cache): the socket carries on with it.
+    if (same) return;
     // A fresh socket with the fresh token: subscriptions resume from their position.
     this.client.disconnect();
     this.client.connect();

@@ -7,6 +7,7 @@ Sync tests on purpose: Playwright's sync API cannot run inside pytest-asyncio's 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -263,6 +264,11 @@ def test_renewal_times_survive_long_tokens_and_a_wrong_browser_clock(start_serve
         noIat: renewAt({ exp: server + 600 }, fetched) - fetched,
         smallGap: renewAt({ exp: server - 5 }, fetched, 2000) - fetched,
         thirtyDays: renewAt({ iat: server, exp: server + 30 * day }, fetched) - fetched,
+        // Served from a cache: minted 590 s ago, 10 s left.
+        cached: renewAt({ iat: server - 590, exp: server + 10 }, fetched) - fetched,
+        cachedClockBehind: renewAt({ iat: server - 590, exp: server + 10 }, fetched - 2 * 3600_000) - (fetched - 2 * 3600_000),
+        freshClockBehindALittle: renewAt({ iat: server, exp: server + 600 }, fetched - 30_000) - (fetched - 30_000),
+        hourClockHalfHourAhead: renewAt({ iat: server, exp: server + 3600 }, fetched + 1800_000) - (fetched + 1800_000),
         delayFar: timerDelay(fetched + 30 * day * 1000, fetched),
         delayNear: timerDelay(fetched + 5000, fetched),
         delayPast: timerDelay(fetched - 5000, fetched),
@@ -278,6 +284,12 @@ def test_renewal_times_survive_long_tokens_and_a_wrong_browser_clock(start_serve
     assert result["noIat"] == 570_000
     assert result["smallGap"] == 2000  # the gap is a parameter
     assert result["thirtyDays"] == 30 * 86400_000 - 30_000
+    # A cached token: renewed before its `exp` on a clock that agrees with it (a fifth of the 10 s left) ...
+    assert result["cached"] == 8000
+    # ... and by its life from the fetch on one that does not (before `iat`): a 4501 then says it ran out.
+    assert result["cachedClockBehind"] == 570_000
+    assert result["freshClockBehindALittle"] == 570_000  # within the slack: its life counts, not more
+    assert result["hourClockHalfHourAhead"] == 1800_000 - 30_000  # early, never late
     assert result["MAX_TIMER_DELAY"] == 2**31 - 1
     assert result["delayFar"] == result["MAX_TIMER_DELAY"]  # capped: re-armed when it fires
     assert result["delayNear"] == 5000 and result["delayPast"] == 0
@@ -318,3 +330,66 @@ def test_the_demo_token_reads_the_feed_and_cannot_post_as_the_user(start_server,
     posted = httpx.post(f"{server.http}/api/streams/room:lobby/messages", json={"data": {"text": "hi"}}, headers=auth)
     assert posted.status_code == 403 and posted.json()["error"]["code"] == "forbidden"
     assert f'data-user="{user}"' in httpx.get(host.url + "/").text
+
+
+class StaleTokenCache:
+    """A token URL behind a per-session cache: it serves one token until that expires, and
+    mints each one with an `iat` long past (the cache was filled from an older token's life)."""
+
+    def __init__(self, config: Any, left: int, age: int = 600) -> None:
+        self.config, self.left, self.age = config, left, age
+        self.token: str | None = None
+        self.exp = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> str:
+        import jwt
+
+        with self.lock:
+            now = int(time.time())
+            if self.token is None or self.exp <= time.time():
+                self.exp = now + self.left
+                claims = {"iat": now - self.age, "exp": self.exp, "subs": [f"user:{self.config.user_id}"]}
+                self.token = jwt.encode(claims, self.config.secret, algorithm="HS256")
+            return self.token
+
+
+def test_cached_tokens_minted_long_ago_keep_the_widget_working_across_expiries(start_server, embed_host, people) -> None:
+    """Each token's `exp - iat` is ten minutes, but it has 7 s left when served: the server
+    closes with 4501 at its `exp`, long before that life is up. That close is no refusal."""
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    cache = StaleTokenCache(host.config, left=7)
+    host.config.feed_token = cache  # type: ignore[method-assign]
+    person = people(host.url)
+    person.page.goto(host.url + "/")
+    expect(widget(person.page).locator(".feed")).to_have_count(1)
+    # Every state and status the widget shows from then on.
+    person.page.evaluate(
+        """() => {
+      window.seen = [];
+      const feed = document.querySelector("rt-feed").shadowRoot.querySelector(".feed");
+      const note = () => window.seen.push([feed.dataset.state, feed.querySelector(".status")?.textContent || ""]);
+      note();
+      new MutationObserver(note).observe(feed, { attributes: true, childList: true, characterData: true, subtree: true });
+    }"""
+    )
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
+    first_exp = cache.exp
+    sent = []
+    # About 25 s: past three expiries of the cached tokens.
+    for n in range(50):
+        title = f"c{n:02d}"
+        notify(server, user, title)
+        sent.append(title)
+        time.sleep(0.5)
+    assert cache.exp >= first_exp + 14  # the cache minted again after two expiries at least
+    expect(widget(person.page).locator(".count")).to_have_text(str(len(sent)), timeout=15000)
+    expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(list(reversed(sent)))
+    seen = person.page.evaluate("() => window.seen")
+    assert [state for state, _ in seen if state == "error"] == [], seen
+    assert [text for _, text in seen if "refused" in text] == [], seen
+    assert person.errors == []
