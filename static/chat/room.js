@@ -109,6 +109,13 @@ function placeConfirmed(li, seq) {
   list.insertBefore(li, before);
 }
 
+/** A message just placed next to a gap label may have closed that gap (the frame of the
+ * message below our own, acked first): mark the gaps again. */
+function closeGapsNear(li) {
+  const near = [li.previousElementSibling, li.nextElementSibling];
+  if (near.some((el) => el && el.classList.contains("gap"))) keepingPlace(markGaps);
+}
+
 /** Put `messages` (any order) at their seq's place, once each, in one ordered pass over
  * what is shown. Returns how many were new. */
 function insertBatch(messages) {
@@ -161,6 +168,7 @@ function render(msg) {
   li.dataset.seq = String(msg.seq);
   bySeq.set(msg.seq, li);
   placeConfirmed(li, msg.seq);
+  closeGapsNear(li);
   if (msg.seq === 1) showBeginning(true);
   if (msg.sender && typing) typing.stopped(msg.sender.id);
   if (stick) window.scrollTo(0, document.body.scrollHeight);
@@ -551,6 +559,7 @@ async function send(text) {
     li.dataset.seq = String(ack.seq);
     bySeq.set(ack.seq, li);
     placeConfirmed(li, ack.seq);
+    closeGapsNear(li);
   } catch (err) {
     li.classList.remove("pending");
     li.classList.add("failed");

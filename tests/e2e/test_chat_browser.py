@@ -5,6 +5,8 @@ Sync tests on purpose: Playwright's sync API cannot run inside pytest-asyncio's 
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 from pathlib import Path
 
@@ -251,4 +253,54 @@ def test_gap_too_old_to_recover_reloads_history_over_http(start_server, alice_an
     expect(alice.page.locator("#messages li.gap.retrying")).to_have_text(["3 messages not available yet — retrying"])
     bob.say("m8")
     texts_in_order(alice, ["m1", "m5", "m6", "m7", "m8"])
+    assert alice.errors == bob.errors == []
+
+
+def test_a_gap_marked_before_the_live_frame_came_goes_when_it_comes(start_server, alice_and_bob) -> None:
+    """alice's own message is placed at its ack's seq while the frame of bob's message just
+    below it is still on its way: a gap marked in that moment goes once the frame comes."""
+    server = start_server("uvicorn", RT_PUBLISH_RATE="0")
+    alice, bob = alice_and_bob(server, "porch")
+    held: list[str] = []
+    holding = {"on": True}
+    sockets: list = []
+
+    def hold_bobs_message(ws) -> None:
+        """alice's socket, with the message frames from bob's "held back" on kept back."""
+        sockets.append(ws)
+        to_server = ws.connect_to_server()
+
+        def from_server(message) -> None:
+            frame = json.loads(message)
+            starts = (frame.get("data") or {}).get("text") == "held back"
+            if frame.get("type") == "message" and holding["on"] and (held or starts):
+                held.append(message)  # and every message frame after it, in order; acks pass
+            else:
+                ws.send(message)
+
+        to_server.on_message(from_server)
+
+    alice.page.route_web_socket(re.compile(".*"), hold_bobs_message)
+    alice.page.reload()
+    alice.page.wait_for_selector("#status[data-state=connected]")
+    bob.say("first")
+    texts_in_order(alice, ["first"])
+    # The page's asks for the missing message over HTTP fail, so it marks the gap.
+    alice.page.route(lambda url: "/messages?before=" in url, lambda route: route.abort())
+
+    bob.say("held back")
+    expect(bob.page.locator("#messages li.pending")).to_have_count(0)
+    alice.say("mine")
+    expect(alice.page.locator("#messages li.pending")).to_have_count(0)
+    texts_in_order(alice, ["first", "mine"])
+    alice.page.evaluate("window.chatRoom.fillHoles()")
+    gap = alice.page.locator("#messages li.gap")
+    expect(gap).to_have_text(["1 message not available yet — retrying"])
+    assert json.loads(held[0])["data"]["text"] == "held back"
+
+    holding["on"] = False
+    for message in held:  # the frames come at last, in order
+        sockets[-1].send(message)
+    texts_in_order(alice, ["first", "held back", "mine"])
+    expect(gap).to_have_count(0)
     assert alice.errors == bob.errors == []
