@@ -12,6 +12,10 @@ import { FeedView } from "./view.js";
 
 /** Messages asked for on the first subscribe (and reloaded after `recovered: false`). */
 export const HISTORY = 50;
+/** Waits before loading the read position or history again after a failure, in ms (with jitter): the last one repeats. */
+export const RELOAD_RETRY = [1000, 2000, 5000, 10000, 30000];
+/** API error codes that no retry changes: the feed shows its error. */
+const REFUSED = new Set(["forbidden", "unauthorized"]);
 
 /**
  * @param {object} options
@@ -42,13 +46,9 @@ export function startFeed({ root, client, http, stream, align }) {
     else setState("offline", "Offline.");
   });
 
-  function loadReadPosition() {
-    http
-      .readPosition()
-      .then((position) => model.setRead(position) && render())
-      .catch((err) => fail(explain(err)));
-  }
-  loadReadPosition();
+  const position = retrying("read position", () => http.readPosition(), (got) => model.setRead(got) && render());
+  position.load();
+  const history = retrying("notifications", () => http.history(HISTORY), (page) => model.merge(page) && render());
 
   const sub = client.subscribe(stream, {
     history: HISTORY,
@@ -59,13 +59,42 @@ export function startFeed({ root, client, http, stream, align }) {
   });
 
   /** After `recovered: false`: merge the kept history (never clear: live messages keep
-   * arriving meanwhile) and read the position again, its markers may be gone too. */
+   * arriving meanwhile) and read the position again, its markers may be gone too. The
+   * model takes a page only of the epoch the subscription is in. */
   function reload() {
-    http
-      .history(HISTORY)
-      .then((page) => model.merge(page) && render())
-      .catch((err) => fail(explain(err)));
-    loadReadPosition();
+    history.load();
+    position.load();
+  }
+
+  /**
+   * A load that a network blip must not stop for good: a failure shows "offline" and tries
+   * again after a growing wait; a refusal (no right, no session) is the feed's error. A
+   * newer load replaces one under way, whose late answer is then dropped.
+   */
+  function retrying(what, get, take) {
+    let generation = 0;
+    let timer = null;
+    const attempt = (mine, tries) => {
+      get()
+        .then((answer) => {
+          if (mine !== generation) return;
+          take(answer);
+          if (client.state === State.CONNECTED) setState("connected");
+        })
+        .catch((err) => {
+          if (mine !== generation) return;
+          if (REFUSED.has(err && err.code)) return fail(explain(err));
+          const wait = RELOAD_RETRY[Math.min(tries, RELOAD_RETRY.length - 1)];
+          setState("offline", `Could not load the ${what} (${(err && err.message) || err}); retrying.`);
+          timer = setTimeout(() => attempt(mine, tries + 1), wait * (0.5 + Math.random() / 2));
+        });
+    };
+    return {
+      load() {
+        clearTimeout(timer);
+        attempt(++generation, 0);
+      },
+    };
   }
 
   function markAllRead() {

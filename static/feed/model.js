@@ -80,12 +80,14 @@ export class FeedModel {
    * After `recovered: false`: the kept history over HTTP joins the list instead of
    * replacing it, because live messages that arrived while it was in flight may be newer
    * than the page; only items of another epoch go, their numbers mean nothing any more.
+   * The epoch is the subscription's: a page of another one (a late answer to a reload
+   * from before the stream changed epoch again) is ignored, never followed.
    * @param {{epoch: string, messages: object[]}} page the HTTP history answer
    * @returns {boolean} whether what the page shows changed
    */
   merge(page) {
+    if (!page || this.epoch === null || page.epoch !== this.epoch) return false;
     const before = this.items.length;
-    this.setEpoch(page.epoch);
     this.items = this.items.filter((item) => item.epoch === this.epoch);
     let changed = this.items.length !== before;
     for (const msg of page.messages) if (msg.epoch === this.epoch && this.apply(msg)) changed = true;
