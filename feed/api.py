@@ -25,7 +25,7 @@ from realtime.runtime import current as current_runtime
 
 from . import read_state
 from .notifications import read_marker
-from .read_target import last_readable
+from .read_target import last_readable, marker_position
 
 router = Router(tags=["feed"])
 
@@ -115,12 +115,24 @@ async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]
     body = _read_body(request)
     _take_mark(who)
     stream = f"user:{person}"
-    epoch, readable = await last_readable(current_runtime().backlog, stream, int(body.seq))
+    backlog = current_runtime().backlog
+    top = await backlog.read(stream, first=1, last=-1, most=1)
+    if body.epoch != top.epoch:
+        # A tab still in a lost epoch: nothing can move, no need to walk the backlog.
+        return _answer(person, await read_state.load(person))
+    epoch, readable = await last_readable(backlog, stream, int(body.seq))
     proposed = read_state.Position(body.epoch, int(body.seq))
-    kept, _moved = await read_state.advance(person, proposed, epoch, readable)
+    kept, moved = await read_state.advance(person, proposed, epoch, readable)
     # Announce the kept position whenever it is the one this request asked for, moved now
-    # or by an earlier try whose publish failed (Redis down after the save): the id makes
-    # a repeat within the idempotency window a no-op instead of a second marker.
-    if kept is not None and kept == read_state.Position(epoch, min(int(body.seq), readable)) and body.epoch == epoch:
+    # or by an earlier try whose publish failed (Redis down after the save), unless the
+    # latest message kept is already its marker: a repeated "mark all read" adds nothing,
+    # even after the idempotency window, and the id makes a repeat within it a no-op.
+    asked = read_state.Position(epoch, min(int(body.seq), readable))
+    if kept is not None and kept == asked and body.epoch == epoch and (moved or not _announced(top.frames, kept)):
         await apublish(stream, read_marker(kept), MARKER_SENDER, id=f"read:{kept.epoch}:{kept.seq}")
     return _answer(person, kept)
+
+
+def _announced(top: list[str], position: read_state.Position) -> bool:
+    """Whether the latest frame kept (`top`, at most one) is the marker of `position`."""
+    return bool(top) and marker_position(top[-1]) == (position.epoch, position.seq)

@@ -26,17 +26,22 @@ class _Frame(msgspec.Struct):
 _frame_decoder = msgspec.json.Decoder(_Frame)
 
 
-def is_read_marker(frame: str) -> bool:
-    """True for a stored `message` frame whose data is `{"read": {"epoch": str, "seq": int}}`,
-    the shape clients take as a marker (static/feed/model.js, `readMarkerOf`)."""
+def marker_position(frame: str) -> tuple[str, int] | None:
+    """(epoch, seq) of a stored `message` frame whose data is `{"read": {"epoch": str, "seq":
+    int}}`, the shape clients take as a marker (static/feed/model.js, `readMarkerOf`); None
+    for any other frame."""
     data = _frame_decoder.decode(frame).data
     read = data.get("read") if isinstance(data, dict) else None
-    return (
-        isinstance(read, dict)
-        and isinstance(read.get("epoch"), str)
-        and type(read.get("seq")) is int
-        and read["seq"] >= 0
-    )
+    if not isinstance(read, dict):
+        return None
+    epoch, seq = read.get("epoch"), read.get("seq")
+    if not isinstance(epoch, str) or type(seq) is not int or seq < 0:
+        return None
+    return epoch, seq
+
+
+def is_read_marker(frame: str) -> bool:
+    return marker_position(frame) is not None
 
 
 async def last_readable(backlog: Backlog, stream: str, upto: int) -> tuple[str, int]:

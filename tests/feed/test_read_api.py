@@ -286,3 +286,52 @@ async def test_first_marks_from_two_tabs_at_once_both_answer() -> None:
     )
     assert [a.status_code for a in answers] == [200] * 4
     assert (await AsyncClient().get(f"/api/feed/{user}/read", headers=auth)).json()["seq"] == 3
+
+
+async def test_repeating_mark_all_read_after_the_idempotency_window_adds_no_marker(monkeypatch: Any) -> None:
+    """The same position posted again once its marker's idempotency id has expired: the
+    latest message is already that marker, so nothing is published."""
+    backlog = runtime.current().backlog
+    monkeypatch.setattr(backlog, "idempotency_ttl", 1)
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, latest = await feed_with(user, 2)
+    assert (await mark(client, user, {"epoch": epoch, "seq": latest}, auth)).json()["seq"] == latest
+    assert (await backlog.position(f"user:{user}"))[1] == latest + 1
+    await asyncio.sleep(1.5)  # the marker's id `read:E:N` is forgotten
+    for _ in range(2):
+        again = await mark(client, user, {"epoch": epoch, "seq": latest}, auth)
+        assert again.status_code == 200 and again.json()["seq"] == latest
+    assert (await backlog.position(f"user:{user}"))[1] == latest + 1  # still the one marker
+
+    # Once something else is on top, the unchanged position is announced again (a client
+    # that lost the marker learns it), once.
+    await anotify(user, "later", "")
+    await asyncio.sleep(1.5)
+    for _ in range(2):
+        assert (await mark(client, user, {"epoch": epoch, "seq": latest}, auth)).json()["seq"] == latest
+    got = await backlog.read(f"user:{user}")
+    assert got.latest == latest + 3
+    assert json.loads(got.frames[-1])["data"] == {"read": {"epoch": epoch, "seq": latest}}
+
+
+async def test_a_mark_in_a_stale_epoch_does_not_walk_the_backlog(monkeypatch: Any) -> None:
+    from feed import api
+
+    walks: list[tuple[str, int]] = []
+    real = api.last_readable
+
+    async def counted(backlog: Any, stream: str, upto: int) -> tuple[str, int]:
+        walks.append((stream, upto))
+        return await real(backlog, stream, upto)
+
+    monkeypatch.setattr(api, "last_readable", counted)
+    user, client = person(), AsyncClient()
+    auth = bearer(sub=user)
+    epoch, latest = await feed_with(user, 3)
+    assert (await mark(client, user, {"epoch": epoch, "seq": 2}, auth)).json() == {"stream": f"user:{user}", "epoch": epoch, "seq": 2}
+    assert walks == [(f"user:{user}", 2)]
+    stale = await mark(client, user, {"epoch": "lost-epoch", "seq": 10**9}, auth)
+    assert stale.status_code == 200 and stale.json() == {"stream": f"user:{user}", "epoch": epoch, "seq": 2}
+    assert walks == [(f"user:{user}", 2)]  # no walk for it
+    assert (await runtime.current().backlog.position(f"user:{user}"))[1] == latest + 1  # and no marker
