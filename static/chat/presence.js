@@ -4,7 +4,9 @@
  * applying each `join` and `leave`: each query reads the whole room, so a page that asked
  * after every event would make one reconnect cost N queries of size N. It asks again only
  * when the events do not add up, after a random wait so that readers who notice the same
- * thing do not all ask at once. Names only ever go through `textContent`.
+ * thing do not all ask at once, and twice as long each time answers keep being crossed by
+ * events (a busy room would otherwise have every reader ask every few seconds). Names only
+ * ever go through `textContent`.
  * @module chat/presence
  */
 
@@ -17,6 +19,8 @@ export const REQUERY_LEAST = 1000;
 export const REQUERY_SPREAD = 3000;
 /** Events this soon after a list may have crossed it: the list may count them already (ms). */
 const CROSSING = 1000;
+/** Asking again because events did not add up waits up to this long (ms). */
+export const REQUERY_LONGEST = 60000;
 /** An answer that has not come after this long is taken as lost (ms). */
 const ANSWER_LOST = 10000;
 
@@ -45,6 +49,10 @@ export class PresenceList {
     this._crossingUntil = 0;
     /** The join of this page's own connection is on its way (after a subscribe). */
     this._ownJoinDue = false;
+    /** Asked again this many times in a row for events that did not add up: the next wait
+     * doubles with it, until an answer that nothing crossed. */
+    this._doubts = 0;
+    this._settleTimer = null;
     client.on("presence", (frame) => frame.stream === stream && this._onFrame(frame));
     client.on("disconnected", () => this._answered());
     client.on("error", (err) => {
@@ -86,6 +94,15 @@ export class PresenceList {
     this._askTimer = setTimeout(() => this.refresh(), wait);
   }
 
+  /** The events did not add up: ask again, waiting longer the more often in a row. */
+  _doubt() {
+    clearTimeout(this._settleTimer);
+    this._settleTimer = null;
+    if (this._askTimer !== null || this._asking) return;
+    this._askLater(Math.min(REQUERY_LONGEST, REQUERY_LEAST * 2 ** this._doubts));
+    this._doubts += 1;
+  }
+
   _answered() {
     this._asking = false;
     clearTimeout(this._lostTimer);
@@ -109,7 +126,16 @@ export class PresenceList {
         .map((m) => [m.id, { name: String(m.name), connections: m.connections }]),
     );
     this._crossingUntil = performance.now() + CROSSING;
-    if (crossed) this._askLater(); // an event crossed this answer: it may not count it
+    clearTimeout(this._settleTimer);
+    this._settleTimer = null;
+    if (crossed) this._doubt(); // an event crossed this answer: it may not count it
+    else {
+      // Nothing crossed it, if nothing comes in the next moment either: the waits start over.
+      this._settleTimer = setTimeout(() => {
+        this._settleTimer = null;
+        this._doubts = 0;
+      }, CROSSING);
+    }
   }
 
   _onEvent(event, user) {
@@ -122,9 +148,9 @@ export class PresenceList {
       if (this._asking || this._askTimer !== null || performance.now() < this._crossingUntil) return;
     }
     if (this._asking) this._crossed = true;
-    else if (performance.now() < this._crossingUntil) this._askLater();
-    else if (event === "leave" && !(known && known.connections > 0)) this._askLater(); // missed a join
-    else if (event === "join" && known && known.connections > 0 && known.name !== user.name) this._askLater();
+    else if (performance.now() < this._crossingUntil) this._doubt();
+    else if (event === "leave" && !(known && known.connections > 0)) this._doubt(); // missed a join
+    else if (event === "join" && known && known.connections > 0 && known.name !== user.name) this._doubt();
     const entry = known || { name: user.name, connections: 0 };
     entry.connections = Math.max(0, entry.connections + (event === "join" ? 1 : -1));
     entry.name = user.name;

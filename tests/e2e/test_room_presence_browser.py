@@ -3,10 +3,16 @@ server (the presence and typing frames of docs/protocol-extensions.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.tokens import mint
+from tests.wsclient import Client
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -152,3 +158,47 @@ def test_a_page_back_online_asks_for_the_list_again_and_shows_who_left_meanwhile
     expect(who(alice)).to_have_text(["alice"], timeout=15_000)
     assert asked == ["room:terrace"]
     assert alice.errors == []
+
+
+def come_and_go(server, stream: str, seconds: float) -> threading.Thread:
+    """dave and erin each join `stream` and leave again, over and over for `seconds`, in the
+    background; carol stays connected the whole time and leaves at the end."""
+
+    async def one(sub: str, name: str, until: float) -> None:
+        while time.monotonic() < until:
+            person = await Client.connect(server.ws + "?token=" + mint(sub=sub, name=name))
+            await person.subscribe(stream)
+            await asyncio.sleep(0.15)
+            await person.close()
+            await asyncio.sleep(0.15)
+
+    async def churn() -> None:
+        carol = await Client.connect(server.ws + "?token=" + mint(sub="902", name="carol"))
+        await carol.subscribe(stream)
+        until = time.monotonic() + seconds
+        await asyncio.gather(one("901", "dave", until), one("903", "erin", until))
+        await asyncio.sleep(1)
+        await carol.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(churn(),), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_busy_room_backs_off_asking_for_the_list(start_server, people) -> None:
+    """Joins and leaves every fraction of a second cross every list answer; the page asks
+    again less and less often (waits of 1, 2, 4, 8 s and more) instead of every few
+    seconds, and its list, kept by the events, is right when they stop."""
+    server = start_server("uvicorn")
+    guest = people(server.http)
+    asked = count_presence_queries(guest)
+    churn = come_and_go(server, "room:market", seconds=17)
+    guest.open_room("market")  # the first list is crossed by the comings and goings
+    expect(who(guest)).to_contain_text(["carol"])
+    guest.page.wait_for_timeout(14_000)  # while they keep coming and going
+    assert 2 <= len(asked) <= 4, asked  # the first, then a few ever further apart
+    while churn.is_alive():
+        guest.page.wait_for_timeout(500)
+    expect(who(guest)).to_have_count(0)
+    expect(guest.page.locator("#who-count")).to_have_text("0 here")
+    assert guest.errors == []
