@@ -12,9 +12,12 @@ The widget's token lives in the page's JavaScript, where any script of the page 
 it, so it grants no more than reading the feed: `subs: ["user:<id>"]` and no `sub` (a
 `sub` would count as that user signed in, free to post in chat rooms as them).
 
-A local demo, listening on 127.0.0.1 only: `/token` checks no session (it mints for the
-configured user whoever asks) and `/notify` has no CSRF protection. A real site checks its
-own session in the first and protects the second like any other form.
+A local demo, listening on a loopback address only (it refuses any other): `/token` checks
+no session (it mints for the configured user whoever asks) and `/notify` has no CSRF
+protection. It answers 403 to a request whose Host is not 127.0.0.1 or localhost with its
+port, so that a page of another site cannot reach it through a DNS name pointed at
+127.0.0.1 (DNS rebinding). A real site checks its own session in the first and protects
+the second like any other form.
 
 Only the standard library and PyJWT, so that it reads like what another team would write.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import ipaddress
 import json
 import os
 import threading
@@ -100,10 +104,31 @@ PAGE = """<!doctype html>
 """
 
 
+def require_loopback(host: str) -> None:
+    """ValueError unless `host` is a loopback address: the demo mints tokens for anyone who asks."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"refusing to listen on {host!r}: this demo mints feed tokens for whoever asks, so it listens on 127.0.0.1 only"
+        )
+
+
 class HostHandler(BaseHTTPRequestHandler):
     server: HostServer
 
+    def _host_allowed(self) -> bool:
+        """Only our own name for ourselves: another name pointed at 127.0.0.1 is DNS rebinding."""
+        if self.headers.get("Host", "") in self.server.host_names:
+            return True
+        self._send(403, "text/plain", b"forbidden: unexpected Host header")
+        return False
+
     def do_GET(self) -> None:
+        if not self._host_allowed():
+            return
         config = self.server.config
         path = self.path.split("?", 1)[0]
         if path == "/":
@@ -120,6 +145,8 @@ class HostHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         # No CSRF token: a demo on 127.0.0.1. A real site protects this like any other form.
+        if not self._host_allowed():
+            return
         if self.path != "/notify":
             self._send(404, "text/plain", b"not found")
             return
@@ -153,8 +180,12 @@ class HostServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], config: HostConfig) -> None:
+        require_loopback(address[0])
         super().__init__(address, HostHandler)
         self.config = config
+        port = self.server_address[1]
+        #: The Host headers answered: this server by its loopback names.
+        self.host_names = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
         self.sent = 0  # notifications sent with the button
         self.tokens = 0  # tokens minted
 
@@ -177,6 +208,10 @@ def main() -> None:
     parser.add_argument("--user", default=os.environ.get("EMBED_USER", "1"), help="user id whose feed the page shows")
     parser.add_argument("--ttl", type=int, default=300, help="seconds each minted token lives")
     args = parser.parse_args()
+    try:
+        require_loopback(args.host)
+    except ValueError as exc:
+        raise SystemExit(f"embed_host: {exc}") from None
     config = HostConfig(server=args.server.rstrip("/"), secret=shared_secret(), user_id=args.user, ttl=args.ttl)
     httpd = HostServer((args.host, args.port), config)
     print(f"Another site: open {httpd.url}/ (the feed of user {config.user_id}, from {config.server})")
