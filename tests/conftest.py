@@ -7,12 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from channels.layers import channel_layers
 from django.conf import settings
@@ -20,6 +18,7 @@ from django.conf import settings
 from config.embedded_redis import EmbeddedRedis, free_port
 from config.serve import server_command
 from realtime import runtime
+from tests.health import wait_until_healthy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -81,16 +80,7 @@ class ServerProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(server_command(self.kind, "127.0.0.1", self.port, self.env), cwd=BASE_DIR, env=self.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"{self.kind} exited with {self.process.returncode}"
-            try:
-                if httpx.get(self.http + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} did not start on port {self.port}")
+        wait_until_healthy(self.process, self.http, 30, self.kind)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process is None:

@@ -18,6 +18,7 @@ import pytest
 
 from config.embedded_redis import EmbeddedRedis, free_port
 from config.serve import PeriodicCommand
+from tests.health import wait_until_healthy
 from tests.wsclient import Client
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -28,17 +29,12 @@ def start_run(data_dir: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX")}
     full_env.update(RT_DATA_DIR=str(data_dir), PORT=str(port), RT_ARCHIVER="0", LOG_LEVEL="WARNING", **env)
     proc = subprocess.Popen([sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=full_env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"make run exited with {proc.returncode}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("make run did not serve /healthz")
+    try:
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}", 60, "make run")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:

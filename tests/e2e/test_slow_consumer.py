@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -58,11 +59,9 @@ class StalledSocket:
         """Read to the end of the connection: the text frames and the close code, if any."""
         self.sock.settimeout(timeout)
         data = b""
-        try:
+        with contextlib.suppress(ConnectionResetError, TimeoutError):  # an abort, or nothing more
             while chunk := self.sock.recv(1 << 16):
                 data += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
         self.sock.close()
         frames, code, i = [], None, 0
         while i + 2 <= len(data):
