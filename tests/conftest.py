@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,20 @@ def rt_settings(redis_server: EmbeddedRedis) -> Iterator[str]:
     yield prefix
     channel_layers.backends.clear()
     runtime.forget_all()
+
+
+@pytest.fixture
+def backlog_size(rt_settings: str) -> Iterator[Callable[[int], None]]:
+    """backlog_size(n): streams published from this test keep their last n messages
+    (the runtimes are rebuilt with it); the setting is put back afterwards."""
+    before = settings.RT_BACKLOG_SIZE
+
+    def keep(n: int) -> None:
+        settings.RT_BACKLOG_SIZE = n
+        runtime.forget_all()
+
+    yield keep
+    keep(before)
 
 
 @pytest.fixture(scope="session")

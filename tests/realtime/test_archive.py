@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -122,67 +122,57 @@ async def test_a_dead_workers_entries_are_requeued_after_its_lease_expires(clien
     assert all_lists_empty(client)
 
 
-async def test_paging_before_walks_backlog_then_archive_without_hole_or_duplicate(client: redis.Redis) -> None:
-    settings.RT_BACKLOG_SIZE = 500
-    runtime.forget_all()
-    try:
-        stream = "room:long"
-        for i in range(1, 3001):
-            await apublish(stream, {"i": i})
-        await sync_to_async(worker(client, batch_size=500).drain)()
-        kept = await runtime.current().backlog.read(stream)
-        assert kept.first == 2501  # the backlog holds the newest 500 only
+async def test_paging_before_walks_backlog_then_archive_without_hole_or_duplicate(client: redis.Redis, backlog_size: Callable[[int], None]) -> None:
+    backlog_size(500)
+    stream = "room:long"
+    for i in range(1, 3001):
+        await apublish(stream, {"i": i})
+    await sync_to_async(worker(client, batch_size=500).drain)()
+    kept = await runtime.current().backlog.read(stream)
+    assert kept.first == 2501  # the backlog holds the newest 500 only
 
-        epoch, seen, before = kept.epoch, [], None
-        while True:
-            page_epoch, page = await page_before(stream, before, epoch if before else None, 128)
-            assert page_epoch == epoch
-            if not page:
-                break
-            seen.extend(page)
-            before = page[-1]["seq"]
-        assert [m["seq"] for m in seen] == list(range(3000, 0, -1))
-        assert all(m["data"] == {"i": m["seq"]} and m["epoch"] == epoch and m["stream"] == stream for m in seen)
-        assert all("type" not in m for m in seen)
+    epoch, seen, before = kept.epoch, [], None
+    while True:
+        page_epoch, page = await page_before(stream, before, epoch if before else None, 128)
+        assert page_epoch == epoch
+        if not page:
+            break
+        seen.extend(page)
+        before = page[-1]["seq"]
+    assert [m["seq"] for m in seen] == list(range(3000, 0, -1))
+    assert all(m["data"] == {"i": m["seq"]} and m["epoch"] == epoch and m["stream"] == stream for m in seen)
+    assert all("type" not in m for m in seen)
 
-        # A page that straddles the boundary, and one entirely in the archive.
-        _, straddle = await page_before(stream, 2510, epoch, 20)
-        assert [m["seq"] for m in straddle] == list(range(2509, 2489, -1))
-        _, deep = await page_before(stream, 11, epoch, 100)
-        assert [m["seq"] for m in deep] == list(range(10, 0, -1))
-        # An unknown (older) epoch is served from the archive alone: here, nothing.
-        assert await page_before(stream, None, "gone", 10) == ("gone", [])
+    # A page that straddles the boundary, and one entirely in the archive.
+    _, straddle = await page_before(stream, 2510, epoch, 20)
+    assert [m["seq"] for m in straddle] == list(range(2509, 2489, -1))
+    _, deep = await page_before(stream, 11, epoch, 100)
+    assert [m["seq"] for m in deep] == list(range(10, 0, -1))
+    # An unknown (older) epoch is served from the archive alone: here, nothing.
+    assert await page_before(stream, None, "gone", 10) == ("gone", [])
 
-        # `since` past the backlog: the archive fills what the backlog dropped.
-        found = await since_from_archive(stream, 2450, epoch, 100)
-        assert found.recovered and found.epoch == epoch and found.latest == 3000
-        assert [m["seq"] for m in found.messages] == list(range(2451, 2551))
-        early = await since_from_archive(stream, 0, epoch, 50)
-        assert [m["seq"] for m in early.messages] == list(range(1, 51)) and early.recovered
-        tail = await since_from_archive(stream, 2990, epoch, 100)
-        assert [m["seq"] for m in tail.messages] == list(range(2991, 3001)) and tail.recovered
-        stale = await since_from_archive(stream, 10, "other-epoch", 100)
-        assert not stale.recovered and stale.messages == []
-    finally:
-        settings.RT_BACKLOG_SIZE = 1000
-        runtime.forget_all()
+    # `since` past the backlog: the archive fills what the backlog dropped.
+    found = await since_from_archive(stream, 2450, epoch, 100)
+    assert found.recovered and found.epoch == epoch and found.latest == 3000
+    assert [m["seq"] for m in found.messages] == list(range(2451, 2551))
+    early = await since_from_archive(stream, 0, epoch, 50)
+    assert [m["seq"] for m in early.messages] == list(range(1, 51)) and early.recovered
+    tail = await since_from_archive(stream, 2990, epoch, 100)
+    assert [m["seq"] for m in tail.messages] == list(range(2991, 3001)) and tail.recovered
+    stale = await since_from_archive(stream, 10, "other-epoch", 100)
+    assert not stale.recovered and stale.messages == []
 
 
-async def test_a_message_dropped_from_the_backlog_and_not_yet_archived_is_not_recovered(client: redis.Redis) -> None:
-    settings.RT_BACKLOG_SIZE = 5
-    runtime.forget_all()
-    try:
-        for i in range(1, 21):
-            await apublish("room:lag", {"i": i})
-        epoch = (await runtime.current().backlog.read("room:lag")).epoch
-        before = await since_from_archive("room:lag", 3, epoch, 100)
-        assert not before.recovered  # seqs 4..15 are queued, not archived yet
-        await sync_to_async(worker(client).drain)()
-        after = await since_from_archive("room:lag", 3, epoch, 100)
-        assert after.recovered and [m["seq"] for m in after.messages] == list(range(4, 21))
-    finally:
-        settings.RT_BACKLOG_SIZE = 1000
-        runtime.forget_all()
+async def test_a_message_dropped_from_the_backlog_and_not_yet_archived_is_not_recovered(client: redis.Redis, backlog_size: Callable[[int], None]) -> None:
+    backlog_size(5)
+    for i in range(1, 21):
+        await apublish("room:lag", {"i": i})
+    epoch = (await runtime.current().backlog.read("room:lag")).epoch
+    before = await since_from_archive("room:lag", 3, epoch, 100)
+    assert not before.recovered  # seqs 4..15 are queued, not archived yet
+    await sync_to_async(worker(client).drain)()
+    after = await since_from_archive("room:lag", 3, epoch, 100)
+    assert after.recovered and [m["seq"] for m in after.messages] == list(range(4, 21))
 
 
 def test_retention_deletes_by_kind_and_age() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -38,13 +38,9 @@ def client() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def small_backlog() -> Iterator[None]:
+def small_backlog(backlog_size: Callable[[int], None]) -> None:
     """A backlog that keeps few messages, so history soon lives in the archive only."""
-    settings.RT_BACKLOG_SIZE = 500
-    runtime.forget_all()
-    yield
-    settings.RT_BACKLOG_SIZE = 1000
-    runtime.forget_all()
+    backlog_size(500)
 
 
 async def drain(client: redis.Redis) -> int:
@@ -128,65 +124,50 @@ async def test_an_older_epoch_is_paged_from_the_archive(client: redis.Redis) -> 
     assert current["epoch"] != "old" and [m["seq"] for m in current["messages"]] == [2, 1]
 
 
-async def test_a_page_with_a_hole_says_recovered_false(client: redis.Redis) -> None:
-    settings.RT_BACKLOG_SIZE = 5
-    runtime.forget_all()
-    try:
-        stream = "room:lagging"
-        await publish_many(stream, 20)
-        await drain(client)  # 1..20 archived
-        await publish_many(stream, 20)  # 21..40: 36..40 kept, 21..35 queued, not archived yet
-        base = f"/api/streams/{stream}/messages"
-        holed = (await get(f"{base}?before=38&limit=10")).json()
-        assert [m["seq"] for m in holed["messages"]] == [37, 36, 20, 19, 18, 17, 16, 15, 14, 13]
-        assert holed["recovered"] is False  # the seqs say where, the flag says that
-        await drain(client)
-        whole = (await get(f"{base}?before=38&limit=10")).json()
-        assert [m["seq"] for m in whole["messages"]] == list(range(37, 27, -1)) and whole["recovered"] is True
-    finally:
-        settings.RT_BACKLOG_SIZE = 1000
-        runtime.forget_all()
+async def test_a_page_with_a_hole_says_recovered_false(client: redis.Redis, backlog_size: Callable[[int], None]) -> None:
+    backlog_size(5)
+    stream = "room:lagging"
+    await publish_many(stream, 20)
+    await drain(client)  # 1..20 archived
+    await publish_many(stream, 20)  # 21..40: 36..40 kept, 21..35 queued, not archived yet
+    base = f"/api/streams/{stream}/messages"
+    holed = (await get(f"{base}?before=38&limit=10")).json()
+    assert [m["seq"] for m in holed["messages"]] == [37, 36, 20, 19, 18, 17, 16, 15, 14, 13]
+    assert holed["recovered"] is False  # the seqs say where, the flag says that
+    await drain(client)
+    whole = (await get(f"{base}?before=38&limit=10")).json()
+    assert [m["seq"] for m in whole["messages"]] == list(range(37, 27, -1)) and whole["recovered"] is True
 
 
-async def test_since_past_the_backlog_is_served_from_the_archive(client: redis.Redis) -> None:
-    settings.RT_BACKLOG_SIZE = 10
-    runtime.forget_all()
-    try:
-        stream = "room:since"
-        await publish_many(stream, 50)
-        base = f"/api/streams/{stream}/messages"
-        epoch = (await get(base)).json()["epoch"]
-        # Dropped from the backlog and still queued: not every message is kept yet.
-        waiting = (await get(f"{base}?since=5&epoch={epoch}")).json()
-        assert waiting["recovered"] is False and waiting["messages"] == [] and waiting["seq"] == 50
-        await drain(client)
-        found = (await get(f"{base}?since=5&epoch={epoch}&limit=100")).json()
-        assert found["recovered"] is True and found["epoch"] == epoch and found["seq"] == 50
-        assert [m["seq"] for m in found["messages"]] == list(range(6, 51))  # archive 6..40, backlog 41..50
-        limited = (await get(f"{base}?since=5&epoch={epoch}&limit=3")).json()
-        assert [m["seq"] for m in limited["messages"]] == [6, 7, 8] and limited["recovered"] is True
-        # What the archive cannot make up for stays refused, as before.
-        stale = (await get(f"{base}?since=5&epoch=other")).json()
-        assert stale["recovered"] is False and stale["messages"] == []
-        ahead = (await get(f"{base}?since=60&epoch={epoch}")).json()
-        assert ahead["recovered"] is False and ahead["messages"] == []
-    finally:
-        settings.RT_BACKLOG_SIZE = 1000
-        runtime.forget_all()
+async def test_since_past_the_backlog_is_served_from_the_archive(client: redis.Redis, backlog_size: Callable[[int], None]) -> None:
+    backlog_size(10)
+    stream = "room:since"
+    await publish_many(stream, 50)
+    base = f"/api/streams/{stream}/messages"
+    epoch = (await get(base)).json()["epoch"]
+    # Dropped from the backlog and still queued: not every message is kept yet.
+    waiting = (await get(f"{base}?since=5&epoch={epoch}")).json()
+    assert waiting["recovered"] is False and waiting["messages"] == [] and waiting["seq"] == 50
+    await drain(client)
+    found = (await get(f"{base}?since=5&epoch={epoch}&limit=100")).json()
+    assert found["recovered"] is True and found["epoch"] == epoch and found["seq"] == 50
+    assert [m["seq"] for m in found["messages"]] == list(range(6, 51))  # archive 6..40, backlog 41..50
+    limited = (await get(f"{base}?since=5&epoch={epoch}&limit=3")).json()
+    assert [m["seq"] for m in limited["messages"]] == [6, 7, 8] and limited["recovered"] is True
+    # What the archive cannot make up for stays refused, as before.
+    stale = (await get(f"{base}?since=5&epoch=other")).json()
+    assert stale["recovered"] is False and stale["messages"] == []
+    ahead = (await get(f"{base}?since=60&epoch={epoch}")).json()
+    assert ahead["recovered"] is False and ahead["messages"] == []
 
 
-async def test_since_past_the_backlog_of_an_unarchived_kind_is_refused() -> None:
-    settings.RT_BACKLOG_SIZE = 5
-    runtime.forget_all()
-    try:
-        for i in range(20):
-            await apublish("live:short", {"i": i})
-        epoch = (await get("/api/streams/live:short/messages")).json()["epoch"]
-        page = (await get(f"/api/streams/live:short/messages?since=3&epoch={epoch}")).json()
-        assert page["recovered"] is False and page["messages"] == []
-    finally:
-        settings.RT_BACKLOG_SIZE = 1000
-        runtime.forget_all()
+async def test_since_past_the_backlog_of_an_unarchived_kind_is_refused(backlog_size: Callable[[int], None]) -> None:
+    backlog_size(5)
+    for i in range(20):
+        await apublish("live:short", {"i": i})
+    epoch = (await get("/api/streams/live:short/messages")).json()["epoch"]
+    page = (await get(f"/api/streams/live:short/messages?since=3&epoch={epoch}")).json()
+    assert page["recovered"] is False and page["messages"] == []
 
 
 @pytest.mark.parametrize(
