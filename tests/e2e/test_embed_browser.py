@@ -37,6 +37,16 @@ def notify(server: Any, user_id: str, title: str, body: str = "") -> None:
     assert reply.status_code == 201, reply.text
 
 
+def notify_for_a_while(server: Any, user_id: str, prefix: str, count: int) -> list[str]:
+    """`count` notifications half a second apart (titles prefix00, prefix01, ...)."""
+    sent = []
+    for n in range(count):
+        sent.append(f"{prefix}{n:02d}")
+        notify(server, user_id, sent[-1])
+        time.sleep(0.5)
+    return sent
+
+
 def widget(page: Any, index: int = 0) -> Any:
     return page.locator("rt-feed").nth(index)
 
@@ -228,13 +238,8 @@ def test_an_expiring_token_is_renewed_and_nothing_is_missed(start_server, embed_
     person = people(host.url)
     open_host(person, host.url + "/")
     first_tokens = host.tokens
-    sent = []
     # About 11 s: past two expiries of the 4 s tokens, a notification every half second.
-    for n in range(22):
-        title = f"n{n:02d}"
-        notify(server, user, title)
-        sent.append(title)
-        time.sleep(0.5)
+    sent = notify_for_a_while(server, user, "n", 22)
     expect(widget(person.page).locator(".count")).to_have_text(str(len(sent)), timeout=15000)
     expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
     widget(person.page).locator(".bell").click()
@@ -377,13 +382,8 @@ def test_cached_tokens_minted_long_ago_keep_the_widget_working_across_expiries(s
     )
     expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
     first_exp = cache.exp
-    sent = []
     # About 25 s: past three expiries of the cached tokens.
-    for n in range(50):
-        title = f"c{n:02d}"
-        notify(server, user, title)
-        sent.append(title)
-        time.sleep(0.5)
+    sent = notify_for_a_while(server, user, "c", 50)
     assert cache.exp >= first_exp + 14  # the cache minted again after two expiries at least
     expect(widget(person.page).locator(".count")).to_have_text(str(len(sent)), timeout=15000)
     expect(widget(person.page).locator(".feed")).to_have_attribute("data-state", "connected")
