@@ -12,15 +12,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from realtime import apublish, publish
+from realtime.names import parse_stream
 from realtime.publishing import Published
 
 from .read_state import Position
 
 
 def feed_stream(user: Any) -> str:
-    """`user:<id>` for a Django user, or for a user id given as an int or a string."""
+    """`user:<id>` for a Django user, or for a user id given as an int or a string;
+    ValueError for a user without an id (anonymous or not saved), whose stream nobody reads."""
     user_id = getattr(user, "pk", user)
-    return f"user:{user_id}"
+    if user_id is None:
+        raise ValueError("this user has no id (anonymous, or not saved yet): no feed to notify")
+    return parse_stream(f"user:{user_id}").full
 
 
 def notification(title: str, body: str, url: str | None = None) -> dict[str, str]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser
 
 import feed
-from feed.notifications import notification
+from feed.notifications import feed_stream, notification
 from realtime import runtime
+from realtime.errors import BadRequest
 
 
 def test_notification_fields() -> None:
@@ -37,3 +39,10 @@ async def test_notify_publishes_on_the_users_stream() -> None:
     texts = "".join(got.frames)
     assert '"title":"Welcome"' in texts and '"url":"https://example.com/r/1"' in texts
     assert len(got.frames) == 2
+
+
+@pytest.mark.parametrize("user", [AnonymousUser(), None, "not a/valid id"], ids=["anonymous", "no id", "bad id"])
+def test_a_user_without_a_usable_id_has_no_feed(user: object) -> None:
+    """Publishing to `user:None` would succeed and reach nobody: refuse it instead."""
+    with pytest.raises((ValueError, BadRequest)):
+        feed_stream(user)
