@@ -39,7 +39,18 @@ def post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str
         with urllib.request.urlopen(req, timeout=10) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as failed:
-        return failed.code, json.loads(failed.read() or b"{}")
+        text = failed.read()
+        try:
+            return failed.code, json.loads(text)
+        except ValueError:  # not the server's JSON: a proxy's error page, say
+            return 502, upstream_error(f"{failed.code} from {url}: {text[:200]!r}")
+    except OSError as exc:  # URLError, refused connection, timeout
+        return 502, upstream_error(f"{url} cannot be reached: {exc}")
+
+
+def upstream_error(message: str) -> dict[str, Any]:
+    """The realtime server's error shape, for failures that never reached it."""
+    return {"error": {"code": "upstream", "message": message}}
 
 
 def create_app(server_url: str | None = None, secret: str | None = None) -> Flask:
@@ -59,8 +70,9 @@ def create_app(server_url: str | None = None, secret: str | None = None) -> Flas
 
     @app.get("/token/<user_id>")
     def browser_token(user_id: str) -> Any:
-        """A token for the browser to embed the feed: it may read user:<id> and nothing more."""
-        return jsonify(token=mint_token(app.config["RT_TOKEN_SECRET"], ttl=3600, sub=user_id))
+        """A token for the browser to embed the feed: it may read user:<id> and nothing more
+        (no `sub`: a token with one counts as that user signed in, who may write in rooms)."""
+        return jsonify(token=mint_token(app.config["RT_TOKEN_SECRET"], ttl=3600, subs=[f"user:{user_id}"]))
 
     return app
 

@@ -51,4 +51,13 @@ async def test_browser_token_from_flask_opens_only_that_feed(start_server: Any) 
     assert (await browser.subscribe("user:42"))["stream"] == "user:42"
     refused = await browser.request({"type": "subscribe", "stream": "user:43"})
     assert refused["type"] == "error" and refused["code"] == "forbidden"
+    posted = await browser.request({"type": "publish", "stream": "room:lobby", "data": {"text": "as 42"}, "id": "p1"})
+    assert posted["type"] == "error" and posted["code"] == "forbidden"
     await browser.close()
+
+
+def test_a_realtime_server_that_cannot_be_reached_is_answered_502_with_why() -> None:
+    site = load_example().create_app("http://127.0.0.1:9", settings.RT_TOKEN_SECRET).test_client()
+    reply = site.post("/rooms/flask/announce", json={"text": "nobody listens"})
+    assert reply.status_code == 502
+    assert reply.get_json()["error"]["code"] == "upstream" and "cannot be reached" in reply.get_json()["error"]["message"]
