@@ -31,6 +31,7 @@ import json
 import os
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -158,8 +159,15 @@ class HostHandler(BaseHTTPRequestHandler):
             data=json.dumps(body).encode(),
             headers={"Authorization": "Bearer " + config.mint(pubs=[f"user:{config.user_id}"]), "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except urllib.error.HTTPError as refused:
+            self._send(502, "text/plain", f"the realtime server refused the notification: {refused.code} {refused.read()[:300]!r}".encode())
+            return
+        except OSError as exc:  # URLError, refused connection, timeout
+            self._send(502, "text/plain", f"the realtime server at {config.server} cannot be reached: {exc}".encode())
+            return
         self.send_response(303)
         self.send_header("Location", "/")
         self.end_headers()

@@ -77,3 +77,9 @@ def test_the_command_stops_with_a_clear_error_on_a_public_address() -> None:
     assert done.returncode != 0
     assert "refusing to listen on '0.0.0.0'" in done.stderr
     assert "Another site: open" not in done.stdout
+
+
+def test_a_notification_the_server_does_not_take_is_answered_502_with_why(host: HostServer) -> None:
+    """The fixture's realtime server (port 9) does not listen: the demo says so."""
+    status, body = ask(host, "POST", "/notify", f"127.0.0.1:{host.server_address[1]}")
+    assert status == 502 and b"cannot be reached" in body
