@@ -20,7 +20,3 @@ class Room(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.name
-
-    @property
-    def stream(self) -> str:
-        return f"room:{self.name}"

@@ -10,6 +10,5 @@ urlpatterns = [
     path("api/", include("realtime.api_urls")),
     path("admin/", admin.site.urls),
     path("live/", include("live.urls")),
-    path("", include("feed.urls")),
     path("", include("chat.urls")),
 ]
