@@ -20,7 +20,7 @@ from realtime import Sender, apublish
 from realtime.api import ERRORS, MAX_SEQ, ErrorOut, SenderBuckets, decode_body, principal_of, require_csrf
 from realtime.auth import Principal, can_subscribe
 from realtime.errors import BadRequest, Forbidden, RateLimited
-from realtime.names import parse_stream
+from realtime.names import StreamName, parse_stream
 from realtime.runtime import current as current_runtime
 
 from . import read_state
@@ -70,14 +70,15 @@ mark_buckets = SenderBuckets()
 MARKER_SENDER = Sender(key="feed:read-marker")
 
 
-async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> tuple[str, Principal]:
+async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> tuple[StreamName, Principal]:
+    """The feed `user:<user_id>` and who asks, once their right to it is checked."""
     name = parse_stream(f"user:{user_id}")
     who = await principal_of(request)
     if for_write:
         require_csrf(request, who)
     if not can_subscribe(who, name):
         raise Forbidden(f"no right to the read state of {name.full}")
-    return name.name, who
+    return name, who
 
 
 def _take_mark(who: Principal) -> None:
@@ -87,16 +88,16 @@ def _take_mark(who: Principal) -> None:
         raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} read marks per second", retry_after=exc.retry_after) from None
 
 
-def _answer(person: str, position: read_state.Position | None) -> dict[str, Any]:
+def _answer(feed: StreamName, position: read_state.Position | None) -> dict[str, Any]:
     if position is None:
-        return {"stream": f"user:{person}", "epoch": None, "seq": 0}
-    return {"stream": f"user:{person}", "epoch": position.epoch, "seq": position.seq}
+        return {"stream": feed.full, "epoch": None, "seq": 0}
+    return {"stream": feed.full, "epoch": position.epoch, "seq": position.seq}
 
 
 @router.get("/{user_id}/read", response={200: ReadPositionOut, **ERRORS}, summary="Read a feed's read position")
 async def get_read_position(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:
-    person, _ = await _feed_of(request, user_id, for_write=False)
-    return _answer(person, await read_state.load(person))
+    feed, _ = await _feed_of(request, user_id, for_write=False)
+    return _answer(feed, await read_state.load(feed.name))
 
 
 @router.post(
@@ -111,15 +112,15 @@ async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]
     """Moves the position forward only, in the feed's current epoch, at most to its last
     message that is not a read marker; answers the position kept (unchanged for an older
     position or another epoch). Rate-limited per sender like publishing."""
-    person, who = await _feed_of(request, user_id, for_write=True)
+    feed, who = await _feed_of(request, user_id, for_write=True)
     body = _read_body(request)
     _take_mark(who)
-    stream = f"user:{person}"
+    stream, person = feed.full, feed.name
     backlog = current_runtime().backlog
     top = await backlog.read(stream, first=1, last=-1, most=1)
     if body.epoch != top.epoch:
         # A tab still in a lost epoch: nothing can move, no need to walk the backlog.
-        return _answer(person, await read_state.load(person))
+        return _answer(feed, await read_state.load(person))
     epoch, readable = await last_readable(backlog, stream, int(body.seq))
     proposed = read_state.Position(body.epoch, int(body.seq))
     kept, moved = await read_state.advance(person, proposed, epoch, readable)
@@ -130,7 +131,7 @@ async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]
     asked = read_state.Position(epoch, min(int(body.seq), readable))
     if kept is not None and kept == asked and body.epoch == epoch and (moved or not _announced(top.frames, kept)):
         await apublish(stream, read_marker(kept), MARKER_SENDER, id=f"read:{kept.epoch}:{kept.seq}")
-    return _answer(person, kept)
+    return _answer(feed, kept)
 
 
 def _announced(top: list[str], position: read_state.Position) -> bool:
