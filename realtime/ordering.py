@@ -43,7 +43,7 @@ def plan_fill(last: int, got: Range) -> Fill:
     """Merge a backlog read into a position: skip what was already passed on, and say
     whether the read starts after `last + 1` (the backlog no longer has the hole)."""
     lost_upto = last
-    if got.frames and got.first > last + 1:
+    if got.first > last + 1:  # read.lua clamps `first` to what is kept: frames or not, a hole
         lost_upto = got.first - 1
     frames = [(got.first + i, text) for i, text in enumerate(got.frames) if got.first + i > last]
     return Fill(frames, lost_upto)

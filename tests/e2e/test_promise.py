@@ -371,3 +371,30 @@ async def test_live_hole_trimmed_out_of_the_backlog_says_recovered_false(start_s
     assert [(f["seq"], f["data"]) for f in frames[1:]] == [(n, f"lost-{n}") for n in range(15, 20)]
     for c in (sub, pub):
         await c.close()
+
+
+async def test_backlog_list_gone_with_the_counter_kept_says_recovered_false(start_server) -> None:
+    """Lost pub/sub messages whose backlog list was then deleted (evicted) while the
+    counter survived: the position check tells the subscriber `recovered: false` at the
+    counter, then delivery goes on from there."""
+    srv = start_server("uvicorn", RT_PUBLISH_RATE="0")
+    stream = "live:listgone"
+    sub = await Client.connect(srv.ws)
+    epoch = (await sub.subscribe(stream))["epoch"]
+    backlog = runtime.current().backlog
+    keys = stream_keys(backlog.prefix, stream, backlog.buckets)
+    ts = int(time.time() * 1000)
+    async with backlog.redis.pipeline(transaction=True) as pipe:  # no position check sees the list
+        for n in (1, 2, 3):
+            args = [new_epoch(), frame_head(stream), message_tail(f"lost-{n}", SERVER, ts), backlog.size, backlog.ttl, 60, stream]
+            await backlog._append(keys=[keys.meta, keys.log, "", ""], args=args, client=pipe)
+        pipe.delete(keys.log)
+        await pipe.execute()
+    frame = await sub.recv(20)
+    assert frame == {"type": "subscribed", "stream": stream, "epoch": epoch, "seq": 3, "recovered": False}
+    pub = await Client.connect(token_url(srv))
+    assert (await publish_until_ack(pub, stream, "four", "m4"))["seq"] == 4
+    frames = await collect(sub, stream, 4)
+    assert [(f["type"], f["seq"]) for f in frames] == [("message", 4)]
+    for c in (sub, pub):
+        await c.close()

@@ -81,6 +81,13 @@ def test_plan_fill_with_nothing_read() -> None:
     assert fill.frames == [] and fill.lost_upto == 7
 
 
+def test_plan_fill_reports_a_hole_when_the_backlog_list_is_gone() -> None:
+    # The meta counter survived (latest 10) but the list did not: read.lua returns
+    # first = latest + 1 and no frames. Seqs 4..10 are gone, not "nothing new".
+    fill = plan_fill(3, Range("e", 10, 11, []))
+    assert fill.frames == [] and fill.lost_upto == 10
+
+
 @given(st.integers(0, 50), st.integers(1, 60), st.integers(0, 30))
 def test_plan_fill_frames_are_contiguous_after_the_position(last: int, first: int, count: int) -> None:
     fill = plan_fill(last, Range("e", first + count - 1, first, frames(first, first + count - 1)))
@@ -91,9 +98,7 @@ def test_plan_fill_frames_are_contiguous_after_the_position(last: int, first: in
     # Where frames start determines the hole: none when they continue the position.
     if seqs:
         assert seqs[0] == max(last + 1, first)
-        assert fill.lost_upto == max(last, first - 1)
-    else:
-        assert fill.lost_upto == last
+    assert fill.lost_upto == max(last, first - 1)
 
 
 # --- plan_since ---------------------------------------------------------------------------
