@@ -22,7 +22,6 @@ Run as `python -m config.daphne_server` with daphne's own arguments.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from daphne.cli import CommandLineInterface
@@ -32,7 +31,6 @@ from django.conf import settings
 
 log = logging.getLogger("realtime.server")
 
-CLOSE_TIMEOUT = float(os.environ.get("RT_WS_CLOSE_TIMEOUT", "10"))
 TOO_SLOW = 4000
 
 
@@ -98,7 +96,7 @@ class ContractServer(Server):  # type: ignore[misc]
     @ws_factory.setter
     def ws_factory(self, factory: Any) -> None:
         factory.protocol = ContractWebSocketProtocol
-        factory.setProtocolOptions(closeHandshakeTimeout=CLOSE_TIMEOUT)
+        factory.setProtocolOptions(closeHandshakeTimeout=settings.RT_WS_CLOSE_TIMEOUT)
         self._ws_factory = factory
 
 

@@ -219,6 +219,9 @@ RT_POSITION_CHECK = _env_float("RT_POSITION_CHECK", 5.0, minimum=0.05)
 RT_PRESENCE_TTL = _env_float("RT_PRESENCE_TTL", 30.0, minimum=0.1)
 RT_BAD_FRAME_LIMIT = _env_int("RT_BAD_FRAME_LIMIT", 50, minimum=1)
 RT_BUCKETS = _env_int("RT_BUCKETS", 16, minimum=1)
+# Seconds a WebSocket close may wait for the peer before the socket is aborted, under
+# uvicorn (config/uvicorn_ws.py) and daphne (config/daphne_server.py) alike.
+RT_WS_CLOSE_TIMEOUT = _env_float("RT_WS_CLOSE_TIMEOUT", 10.0, minimum=0.1)
 RT_IDEMPOTENCY_TTL = 600
 # The archive (realtime/archive.py): a worker moves queued messages of room: and user:
 # streams into the database; a message it took but did not finish goes back to the queue

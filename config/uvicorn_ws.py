@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
+from django.conf import settings
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger("realtime.server")
-
-CLOSE_TIMEOUT = float(os.environ.get("RT_WS_CLOSE_TIMEOUT", "10"))
 
 
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -33,12 +31,12 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     def _abort_if_still_open(self) -> None:
         """Arm the deadline once: a second close request does not push it back."""
         if self._abort_timer is None and not self._lost:
-            self._abort_timer = self.loop.call_later(CLOSE_TIMEOUT, self._abort)
+            self._abort_timer = self.loop.call_later(settings.RT_WS_CLOSE_TIMEOUT, self._abort)
 
     def _abort(self) -> None:
         self._abort_timer = None
         if not self._lost:
-            log.info("aborting a WebSocket whose peer did not read its close within %.0f s", CLOSE_TIMEOUT)
+            log.info("aborting a WebSocket whose peer did not read its close within %.0f s", settings.RT_WS_CLOSE_TIMEOUT)
             self.transport.abort()
 
     async def send(self, message: Any) -> None:
