@@ -29,9 +29,9 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 
-log = logging.getLogger("realtime.server")
+from realtime.protocol import CloseCode
 
-TOO_SLOW = 4000
+log = logging.getLogger("realtime.server")
 
 
 class ContractWebSocketProtocol(WebSocketProtocol):
@@ -68,7 +68,8 @@ class ContractWebSocketProtocol(WebSocketProtocol):
         self._given_up = True
         metrics.SLOW_CLOSED.inc()
         log.info("closing a connection that fell behind (%d bytes queued)", settings.RT_OUTBOX_BYTES)
-        self.sendCloseFrame(code=TOO_SLOW, isReply=False)
+        self.sendCloseFrame(code=CloseCode.TOO_SLOW, isReply=False)
+
     def serverClose(self, code: int | None = None) -> None:  # noqa: N802 (daphne's name)
         if code is not None and code != 1000 and not 3000 <= code <= 4999:
             self.sendCloseFrame(code=code, isReply=False)
