@@ -24,5 +24,7 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok", "redis": "ok"})
 
 
-async def metrics_view(request: HttpRequest) -> HttpResponse:
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Sync on purpose: Django runs it in a worker thread, so the archive depth collector's
+    blocking Redis reads never stall the event loop and its sockets."""
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

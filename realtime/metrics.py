@@ -28,13 +28,17 @@ REDIS_UP = Gauge("rt_redis_up", "1 when this process last reached Redis, 0 when 
 
 
 class ArchiveDepthCollector:
-    """Archive queue depths, read from Redis when scraped (at most every 5 s; realtime/archive.py)."""
+    """Archive queue depths, read from Redis when scraped (at most every 5 s; realtime/archive.py).
+
+    The read is blocking: collect() must run off the event loop (health.metrics_view is sync)."""
 
     _every = 5.0
 
     def __init__(self) -> None:
         self._at = -self._every
         self._families: list[Any] = []
+        self._client: Any = None  # one sync client for every scrape, made on the first
+        self._url = ""
 
     def describe(self) -> list[Any]:
         return []  # computed lazily: no Redis round trip at registration
@@ -46,18 +50,25 @@ class ArchiveDepthCollector:
             self._families = self._read()
         yield from self._families
 
-    def _read(self) -> list[Any]:
+    def _redis(self) -> Any:
+        """The scrape client, made again only if REDIS_URL changed (tests switch servers)."""
         import redis
+        from django.conf import settings
+
+        if self._client is None or self._url != settings.REDIS_URL:
+            if self._client is not None:
+                self._client.close()
+            self._client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._url = settings.REDIS_URL
+        return self._client
+
+    def _read(self) -> list[Any]:
         from django.conf import settings
 
         from .archive import read_depths
 
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-            try:
-                depths = read_depths(client, settings.RT_KEY_PREFIX, settings.RT_BUCKETS)
-            finally:
-                client.close()
+            depths = read_depths(self._redis(), settings.RT_KEY_PREFIX, settings.RT_BUCKETS)
         except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is down
             return []
         ages = [d.oldest_age for d in depths if d.oldest_age is not None]
