@@ -251,8 +251,9 @@ class StreamHub:
         states = [s for s in self.streams.values() if s.ready.done()]
         if not states:
             return
+        names = [s.name for s in states]
         try:
-            rows = await self.backlog.positions([s.name for s in states])
+            rows = await self.backlog.positions(names)
         except Unavailable:
             if self._redis_ok:
                 log.warning("Redis lost: the hub will catch up when it is back")
@@ -269,7 +270,7 @@ class StreamHub:
             if epoch != state.epoch or latest > state.last:
                 await self._catch_up(state, None)
         try:
-            await self.presence.renew_and_sweep([s.name for s in states])
+            await self.presence.renew_and_sweep(names)
         except Exception as exc:
             log.warning("presence renewal failed: %s", exc)
 

@@ -119,9 +119,14 @@ class Presence:
                     pipe.zadd(self._key(stream), dict.fromkeys(members, expiry))
                     pipe.pexpire(self._key(stream), int(self.ttl * 4000))
                 await pipe.execute()
+        swept = [stream for stream in streams if parse_stream(stream).kind in PRESENCE_KINDS]
+        if not swept:
+            return
         now = int(time.time() * 1000)
-        for stream in streams:
-            if parse_stream(stream).kind not in PRESENCE_KINDS:
-                continue
-            for member in await self._sweep(keys=[self._key(stream)], args=[now]):
+        async with self.redis.pipeline(transaction=False) as pipe:  # every sweep in one round trip
+            for stream in swept:
+                await self._sweep(keys=[self._key(stream)], args=[now], client=pipe)
+            expired = await pipe.execute()
+        for stream, members in zip(swept, expired, strict=True):
+            for member in members:
                 await self.announce(stream, event_frame(stream, "leave", user_of(member)))
