@@ -42,6 +42,8 @@ class Principal:
     subs: tuple[str, ...] = ()
     pubs: tuple[str, ...] = ()
     sender_key: str = field(default="anonymous")
+    #: A token's `exp` (seconds since the epoch): the connection stops reading then.
+    expires_at: float | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -81,7 +83,15 @@ def verify_token(token: str) -> Principal:
         key = f"j:{jti}"
     else:
         key = f"t:{token}"
-    return Principal(Via.TOKEN, user_id=sub, name=name if name is not None else sub, subs=subs, pubs=pubs, sender_key=key)
+    return Principal(
+        Via.TOKEN,
+        user_id=sub,
+        name=name if name is not None else sub,
+        subs=subs,
+        pubs=pubs,
+        sender_key=key,
+        expires_at=float(claims["exp"]),  # required, and checked numeric by PyJWT
+    )
 
 
 def _patterns(claims: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -14,14 +14,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-import jwt
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from . import metrics, runtime
-from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_user, origin_allowed, verify_token
+from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
 from .hub import StreamHub, Subscription
 from .names import parse_stream
@@ -69,15 +68,6 @@ async def authenticate(scope: dict[str, Any]) -> Principal:
         return ANONYMOUS
     principal: Principal = await _session_principal(session_key)
     return principal
-
-
-def token_expiry(scope: dict[str, Any]) -> float | None:
-    """The `exp` of the connection's query-string token (already verified), in seconds."""
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    if "token" not in query:
-        return None
-    exp = jwt.decode(query["token"][0], options={"verify_signature": False}).get("exp")
-    return float(exp) if isinstance(exp, int | float) else None
 
 
 @database_sync_to_async
@@ -215,9 +205,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
     def _close_at_token_expiry(self) -> asyncio.TimerHandle | None:
         """Extension (docs/protocol-extensions.md): a token stops reading when its `exp` passes,
         so a page cannot keep a feed open for hours on a token minted for minutes."""
-        if self.who.via is not Via.TOKEN:
-            return None
-        exp = token_expiry(self.scope)
+        exp = self.who.expires_at
         if exp is None:
             return None
         return asyncio.get_running_loop().call_later(max(0.0, exp - time.time()), self._token_expired)

@@ -21,6 +21,13 @@ def test_a_good_token_gives_its_claims() -> None:
     assert who.is_staff is False and who.sender.public == {"id": "42", "name": "alice"}
 
 
+def test_a_token_principal_carries_its_exp() -> None:
+    exp = int(time.time()) + 120
+    token = jwt.encode({"exp": exp, "sub": "3"}, settings.RT_TOKEN_SECRET, algorithm="HS256")
+    assert verify_token(token).expires_at == float(exp)
+    assert ANONYMOUS.expires_at is None  # sessions and anonymous connections do not expire
+
+
 def test_an_integer_sub_is_refused() -> None:
     """PROTOCOL.md: `sub` is a user id as a string (PyJWT enforces it, as RFC 7519 does)."""
     with pytest.raises(Unauthorized):
