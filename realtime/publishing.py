@@ -14,7 +14,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -99,21 +99,22 @@ async def apublish(stream: str, data: Any, sender: Sender | None = None, id: str
 
     Rights are the caller's business (consumers and the API check them first).
     """
+    return await _publish(stream, data, sender, id, _fan_out)
+
+
+async def _publish(
+    stream: str,
+    data: Any,
+    sender: Sender | None,
+    id: str | None,
+    fan_out: Callable[[StreamName, Appended], Awaitable[None]],
+) -> Published:
+    """Store, then hand a new (not repeated) message to `fan_out`: `apublish` awaits the
+    pub/sub round trip, a sync caller only the bridge loop's queue (`publish`)."""
     started = time.perf_counter()
     name, stored = await _store(stream, data, sender, id)
     if not stored.duplicate:
-        await _fan_out(name, stored)
-    metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
-    return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
-
-
-async def _publish_in_background(stream: str, data: Any, sender: Sender | None, id: str | None) -> Published:
-    """Store, then leave the fan-out to the bridge loop: a sync caller waits for Redis
-    to hold the message (what its return promises), not for the pub/sub round trip."""
-    started = time.perf_counter()
-    name, stored = await _store(stream, data, sender, id)
-    if not stored.duplicate:
-        await _bridge.fan_out_later(name, stored)
+        await fan_out(name, stored)
     metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
     return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
 
@@ -189,4 +190,4 @@ def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None
     Returns once the message is stored; its fan-out follows on the bridge loop, in
     publish order, and is awaited at interpreter exit.
     """
-    return _bridge.run(_publish_in_background(stream, data, sender, id))
+    return _bridge.run(_publish(stream, data, sender, id, _bridge.fan_out_later))
