@@ -9,7 +9,6 @@ after `kill -9` of the owner.
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import socket
 import subprocess
@@ -119,13 +118,3 @@ class EmbeddedRedis:
         if not keep_data:
             self.wipe()
         self.start()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -28,18 +28,24 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
 
     `env` is the environment the server will run with (default: this process's)."""
     env = os.environ if env is None else env
+    ping_interval = env.get("RT_WS_PING_INTERVAL", "20")
+    ping_timeout = env.get("RT_WS_PING_TIMEOUT", "20")
     if server == "uvicorn":
         return [
             PY, "-m", "uvicorn", "config.asgi:application",
             "--host", host, "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--ws", "config.uvicorn_ws:DeadlineWebSocketProtocol",
             "--ws-max-size", str(1024 * 1024),
-            "--ws-ping-interval", env.get("RT_WS_PING_INTERVAL", "20"),
-            "--ws-ping-timeout", env.get("RT_WS_PING_TIMEOUT", "20"),
+            "--ws-ping-interval", ping_interval,
+            "--ws-ping-timeout", ping_timeout,
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
         ]
     if server == "daphne":
-        return [PY, "-m", "config.daphne_server", "-b", host, "-p", str(port), "--ping-interval", "20", "--ping-timeout", "30", "config.asgi:application"]
+        return [
+            PY, "-m", "config.daphne_server", "-b", host, "-p", str(port),
+            "--ping-interval", ping_interval, "--ping-timeout", ping_timeout,
+            "config.asgi:application",
+        ]
     raise SystemExit(f"SERVER={server!r}: use uvicorn or daphne")
 
 
@@ -102,7 +108,10 @@ def main() -> int:
     data_dir = Path(os.environ.get("RT_DATA_DIR", BASE_DIR / "var")).resolve()
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
     host = env.get("HOST", "127.0.0.1")
-    port = int(env.get("PORT", "8000"))
+    try:
+        port = int(env.get("PORT", "8000"))
+    except ValueError:
+        raise SystemExit(f"PORT={env['PORT']!r}: expected a port number") from None
     server = env.get("SERVER", "uvicorn")
 
     from config.embedded_redis import EmbeddedRedis
@@ -142,7 +151,7 @@ def main() -> int:
             assert setup is not None
             setup.close()
         children.append(subprocess.Popen(server_command(server, host, port, env), env=env, preexec_fn=_die_with_parent))
-        if env.get("RT_ARCHIVER", "1") != "0" and (BASE_DIR / "realtime/management/commands/run_archiver.py").exists():
+        if env.get("RT_ARCHIVER", "1") != "0":
             children.append(subprocess.Popen([PY, "manage.py", "run_archiver"], env=env, preexec_fn=_die_with_parent))
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         _say(f"{server} serving on http://{shown}:{port}/  (Ctrl-C stops everything)")

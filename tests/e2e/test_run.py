@@ -1,6 +1,7 @@
 """`make run` (config.serve): serves, answers a WebSocket ping, stops without orphans,
-finds its data again, several processes on one REDIS_URL form a cluster, and archive
-retention runs at start and again after a failure."""
+finds its data again, several processes on one REDIS_URL form a cluster, archive
+retention runs at start and again after a failure, and a PORT that is not a number is
+refused with a message."""
 
 from __future__ import annotations
 
@@ -167,3 +168,13 @@ def test_a_failing_periodic_command_is_reported_and_run_again(tmp_path: Path, ca
         assert "[run] flaky failed with exit code 3" in capsys.readouterr().out
     finally:
         job.stop()
+
+
+def test_run_refuses_a_port_that_is_not_a_number(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(RT_DATA_DIR=str(tmp_path), PORT="eighty")
+    done = subprocess.run([sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "PORT='eighty': expected a port number" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "redis").exists()  # refused before starting anything
