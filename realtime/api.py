@@ -23,8 +23,9 @@ from ninja.utils import check_csrf
 
 from . import runtime
 from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_user, origin_allowed, verify_token
+from .backlog import Range
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
-from .history import older_page, since_from_archive
+from .history import continue_from_archive, message_object, older_page
 from .names import KINDS, StreamName, parse_stream
 from .ordering import plan_since
 from .protocol import ClientId, Since
@@ -91,7 +92,6 @@ class _PublishBody(msgspec.Struct, frozen=True):
 
 
 _body_decoder = msgspec.json.Decoder(_PublishBody)
-_frame_decoder = msgspec.json.Decoder(dict[str, Any])
 
 StreamPath = Annotated[str, Path(..., pattern=STREAM_PATTERN, description="a stream name, KIND:NAME")]
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 503: ErrorOut}
@@ -284,14 +284,14 @@ async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, 
         got = await backlog.read(name.full, first=since.seq + 1, last=since.seq + limit)
         start = plan_since(since, got)
         if not start.recovered and _archive_can_answer(name, since, got.epoch, got.latest):
-            return await _read_since_from_archive(name, since, limit)
+            return await _read_since_from_archive(name, since, got, limit)
         recovered, frames, latest = start.recovered, start.frames, start.position
     return {
         "stream": name.full,
         "epoch": got.epoch,
         "seq": latest,
         "recovered": recovered,
-        "messages": [_message(text) for text in frames],
+        "messages": [message_object(text) for text in frames],
     }
 
 
@@ -300,10 +300,11 @@ def _archive_can_answer(name: StreamName, since: Since, epoch: str, latest: int)
     return name.kind in ARCHIVED_KINDS and since.epoch == epoch and since.seq < latest
 
 
-async def _read_since_from_archive(name: StreamName, since: Since, limit: int) -> dict[str, Any]:
-    """Over HTTP only: the part the backlog dropped comes from the archive; `recovered`
-    only when every message after `since` is there (else none, as PROTOCOL.md wants)."""
-    found = await since_from_archive(name.full, since.seq, since.epoch, limit)
+async def _read_since_from_archive(name: StreamName, since: Since, got: Range, limit: int) -> dict[str, Any]:
+    """Over HTTP only: the part the backlog (`got`, read from `since`) dropped comes from
+    the archive; `recovered` only when every message after `since` is there (else none,
+    as PROTOCOL.md wants)."""
+    found = await continue_from_archive(name.full, since.seq, got, limit)
     return {
         "stream": name.full,
         "epoch": found.epoch,
@@ -325,10 +326,3 @@ async def _read_before(name: StreamName, before: int, epoch: str | None, limit: 
         "recovered": page.contiguous,
         "messages": page.messages,
     }
-
-
-def _message(text: str) -> dict[str, Any]:
-    """A stored `message` frame as an HTTP message object: the same fields, without `type`."""
-    frame = _frame_decoder.decode(text)
-    frame.pop("type", None)
-    return frame

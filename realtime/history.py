@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from . import runtime
+from .backlog import Range
 from .models import ArchivedMessage
 from .names import parse_stream
 
@@ -33,8 +34,12 @@ class SinceResult:
     messages: list[Message]
 
 
-def _message(frame: str) -> Message:
-    message: Message = msgspec.json.decode(frame)
+_frame_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def message_object(frame: str) -> Message:
+    """A stored `message` frame as an HTTP message object: the same fields, without `type`."""
+    message = _frame_decoder.decode(frame)
     message.pop("type", None)
     return message
 
@@ -96,7 +101,7 @@ async def older_page(stream: str, before: int | None, epoch: str | None, limit: 
     top = found.latest + 1 if before is None else min(before, found.latest + 1)
     if limit == 0 or top <= 1:
         return Page(found.epoch, found.latest, True, True, [])
-    newest = [_message(frame) for frame in reversed(found.frames)]  # seqs found.last .. found.first
+    newest = [message_object(frame) for frame in reversed(found.frames)]  # seqs found.last .. found.first
     lowest_in_backlog = min(top, found.first)  # the script never returns a frame at or above top
     older = await _archived(
         name, found.epoch, 1, lowest_in_backlog, limit - len(newest), newest_first=True
@@ -132,8 +137,14 @@ async def since_from_archive(stream: str, since_seq: int, epoch: str, limit: int
         return SinceResult(found.epoch, found.latest, False, [])
     if limit == 0 or since_seq >= found.latest:
         return SinceResult(found.epoch, found.latest, True, [])
-    archived = await _archived(name, epoch, since_seq + 1, found.first, limit, newest_first=False)
-    messages = (archived + [_message(frame) for frame in found.frames])[:limit]
+    return await continue_from_archive(name, since_seq, found, limit)
+
+
+async def continue_from_archive(stream: str, since_seq: int, found: Range, limit: int) -> SinceResult:
+    """`since_from_archive` once the backlog was read from `since_seq + 1` (at most `limit`):
+    `found` is of the wanted epoch and `since_seq` below its latest, as the caller checked."""
+    archived = await _archived(stream, found.epoch, since_seq + 1, found.first, limit, newest_first=False)
+    messages = (archived + [message_object(frame) for frame in found.frames])[:limit]
     expected = range(since_seq + 1, since_seq + 1 + len(messages))
     contiguous = all(m["seq"] == s for m, s in zip(messages, expected, strict=True))
     return SinceResult(found.epoch, found.latest, contiguous and bool(messages), messages)
