@@ -8,6 +8,7 @@
  */
 
 import { pageClient, State } from "../realtime/client.js";
+import { readMessages } from "../realtime/http.js";
 import { PresenceList, TypingIndicator, signalTyping } from "./presence.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
@@ -264,16 +265,6 @@ function resetOlder() {
   unavailable.clear();
 }
 
-/** Up to `limit` messages of `pageEpoch` below `before`, newest first, as the API answers. */
-async function fetchBefore(before, pageEpoch, limit) {
-  const query = `before=${before}&epoch=${encodeURIComponent(pageEpoch)}&limit=${limit}`;
-  const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?${query}`;
-  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
-  return body;
-}
-
 /** One page of messages older than the oldest shown, above it without moving the reader.
  * A range that came back empty is asked again only by the retry's timer (`retrying`) or
  * the button (`byHand`), not by every scroll. A `recovered: false` page shows up as a
@@ -287,7 +278,7 @@ async function loadOlder({ retrying = false, byHand = false } = {}) {
   olderButton.disabled = true;
   olderButton.textContent = "Loading…";
   try {
-    const body = await fetchBefore(before, pageEpoch, OLDER_PAGE);
+    const body = await readMessages(config.stream, { before, epoch: pageEpoch, limit: OLDER_PAGE });
     if (epoch !== pageEpoch) return; // the stream restarted meanwhile: this page is of no use
     const added = insertOlder(body.messages);
     if (body.seq === 0) {
@@ -369,7 +360,7 @@ async function fillHoles({ retrying = false, byHand = false, hole = null } = {})
   const pageEpoch = epoch;
   fillingHole = true;
   try {
-    const body = await fetchBefore(asked.above, pageEpoch, Math.min(holeSize(asked), HOLE_PAGE));
+    const body = await readMessages(config.stream, { before: asked.above, epoch: pageEpoch, limit: Math.min(holeSize(asked), HOLE_PAGE) });
     if (epoch !== pageEpoch) return;
     insertOlder(body.messages);
   } catch (err) {
@@ -476,11 +467,8 @@ function dropBelow(seq) {
  * page back from; a smaller hole is filled in place. */
 async function reloadHistory(info) {
   forgetEpoch(info.epoch);
-  const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?limit=${config.history}`;
   try {
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const body = await response.json();
+    const body = await readMessages(config.stream, { limit: config.history });
     if (body.epoch !== epoch) forgetEpoch(body.epoch);
     const stick = nearBottom();
     const reloaded = body.messages.filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq));

@@ -1,19 +1,12 @@
 /**
  * The feed's HTTP calls: the read position (`/api/feed/{id}/read`) and the kept history
  * (`/api/streams/user:{id}/messages`), with a bearer token (any origin) or the session
- * cookie and its CSRF token (the site's own pages).
+ * cookie and its CSRF token (the site's own pages). A refusal rejects with a
+ * {@link RealtimeError} carrying the API's code (`forbidden`, `unauthorized`, ...).
  * @module feed/http
  */
 
-/** A refusal of the API, with its PROTOCOL.md code (`forbidden`, `unauthorized`, ...). */
-export class FeedHttpError extends Error {
-  constructor(status, code, message) {
-    super(`${code}: ${message}`);
-    this.name = "FeedHttpError";
-    this.status = status;
-    this.code = code;
-  }
-}
+import { readMessages, requestJson } from "../realtime/http.js";
 
 export class FeedHttp {
   /**
@@ -42,32 +35,10 @@ export class FeedHttp {
 
   /** @returns {Promise<{epoch: string, seq: number, messages: object[]}>} the last `limit` kept messages */
   history(limit) {
-    return this._call("GET", `/api/streams/user:${encodeURIComponent(this.userId)}/messages?limit=${limit}`);
+    return readMessages(`user:${this.userId}`, { limit }, { base: this.base, token: this.token() });
   }
 
-  async _call(method, path, body) {
-    const headers = {};
-    const token = this.token();
-    if (token) headers.Authorization = `Bearer ${token}`;
-    else if (method !== "GET") headers["X-CSRFToken"] = this.csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(this.base + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      // A token travels in its header; cookies only count on the site's own pages.
-      credentials: token ? "omit" : "same-origin",
-    });
-    let payload = null;
-    try {
-      payload = await response.json();
-    } catch (err) {
-      // not JSON: reported below by status
-    }
-    if (!response.ok) {
-      const error = payload && payload.error ? payload.error : {};
-      throw new FeedHttpError(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`);
-    }
-    return payload;
+  _call(method, path, body) {
+    return requestJson(path, { method, body, base: this.base, token: this.token(), csrf: this.csrf });
   }
 }

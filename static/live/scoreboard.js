@@ -8,6 +8,7 @@
  */
 
 import { pageClient, State } from "../realtime/client.js";
+import { readMessages } from "../realtime/http.js";
 import { formatAge, readUpdate } from "./update.js";
 
 const config = JSON.parse(document.getElementById("live-config").textContent);
@@ -95,11 +96,8 @@ function showAge() {
 
 /** `recovered: false`: the missed updates are gone, but the latest one is the whole state. */
 async function reloadLatest() {
-  const url = `/api/streams/${encodeURIComponent(config.stream)}/messages?limit=1`;
   try {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const body = await response.json();
+    const body = await readMessages(config.stream, { limit: 1 });
     for (const msg of body.messages) apply(msg);
   } catch (err) {
     showNotice("Some updates were missed; the score shows again with the next one.");

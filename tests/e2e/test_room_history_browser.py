@@ -221,3 +221,31 @@ def test_back_after_many_messages_shows_the_newest_page_fresh_without_filling_th
     texts = reader.page.locator("#messages li.message .text").all_text_contents()
     assert texts == [f"message {i}" for i in range(seqs[0] - 50, 401)]
     assert reader.errors == []
+
+
+def test_a_proxy_error_on_load_older_names_its_status_and_loses_nothing(start_server, people, chat_users) -> None:
+    """A 502 with an HTML body (a proxy in front of the server, not the API) is reported by
+    its status, not as a JSON parse error; asked again once it is gone, the page loads."""
+    server = start_server("uvicorn", RT_PUBLISH_RATE="0")
+    publish(server, "room:cellar", 1, 60)
+    reader = people(server.http)
+    reader.open_room("cellar")
+    expect(reader.page.locator("#messages li.message")).to_have_count(50)
+    def proxy_down(url: str) -> bool:
+        return "/messages?before=" in url
+
+    reader.page.route(
+        proxy_down,
+        lambda route: route.fulfill(status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    )
+    reader.page.locator("#load-older").dispatch_event("click")
+    notice = reader.page.locator("#notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("HTTP 502")
+    assert "JSON" not in notice.text_content()
+    expect(reader.page.locator("#messages li.message")).to_have_count(50)  # nothing shown twice, nothing dropped
+    reader.page.unroute(proxy_down)
+    reader.page.locator("#load-older").dispatch_event("click")
+    expect(reader.page.locator("#messages li.message")).to_have_count(60)
+    assert shown_seqs(reader) == list(range(1, 61))
+    assert reader.errors == []
