@@ -88,7 +88,7 @@ class Backlog:
                 keys=[keys.meta, keys.log, idem, keys.archive if archive else ""], args=args
             )
         except RedisError as exc:
-            raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+            raise Unavailable.from_exc(exc) from exc
         epoch = _text(epoch)
         return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
 
@@ -99,7 +99,7 @@ class Backlog:
         try:
             result = await self._read(keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most])
         except RedisError as exc:
-            raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+            raise Unavailable.from_exc(exc) from exc
         return Range(_text(result[0]), int(result[1]), int(result[2]), [_text(f) for f in result[3:]])
 
     async def position(self, stream: str) -> tuple[str, int]:
@@ -115,7 +115,7 @@ class Backlog:
                     pipe.hmget(stream_keys(self.prefix, stream, self.buckets).meta, "epoch", "seq")
                 rows = await pipe.execute()
         except RedisError as exc:
-            raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+            raise Unavailable.from_exc(exc) from exc
         return [(_text(e) if e is not None else None, int(s or 0)) for e, s in rows]
 
 

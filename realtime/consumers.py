@@ -21,7 +21,7 @@ from django.conf import settings
 
 from . import metrics, runtime
 from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
-from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
+from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized, Unavailable
 from .hub import StreamHub, Subscription
 from .names import parse_stream
 from .ordering import Start, plan_since
@@ -239,12 +239,8 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         if self.hub is None:
             try:
                 self.hub = await self.rt.hub()
-            except RealtimeError:
-                raise
             except Exception as exc:
-                from .errors import Unavailable
-
-                raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+                raise Unavailable.from_exc(exc) from exc
         return self.hub
 
     # --- frames ---------------------------------------------------------------------------

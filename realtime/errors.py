@@ -81,3 +81,11 @@ class Unavailable(RealtimeError):
 
     code = "unavailable"
     status = 503
+
+    @classmethod
+    def from_exc(cls, exc: BaseException) -> RealtimeError:
+        """The error a client gets for a failed Redis (or channel layer) call: a
+        RealtimeError raised below passes through unchanged, anything else says its class."""
+        if isinstance(exc, RealtimeError):
+            return exc
+        return cls(f"Redis cannot be reached: {exc.__class__.__name__}")

@@ -139,7 +139,7 @@ class StreamHub:
             except Exception as exc:
                 del self.streams[sub.stream]
                 state.ready.set_result(False)
-                raise _unavailable(exc) from exc
+                raise Unavailable.from_exc(exc) from exc
             state.ready.set_result(True)
             metrics.HUB_STREAMS.set(len(self.streams))
         elif not await asyncio.shield(state.ready):
@@ -296,6 +296,3 @@ class StreamHub:
         sub.position = state.last if hole else position
         return frames, hole
 
-
-def _unavailable(exc: Exception) -> RealtimeError:
-    return exc if isinstance(exc, RealtimeError) else Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}")

@@ -75,7 +75,7 @@ class Presence:
         try:
             await self.redis.zadd(self._key(stream), {member: self._expiry()})
         except RedisError as exc:
-            raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+            raise Unavailable.from_exc(exc) from exc
         await self.announce(stream, event_frame(stream, "join", user))
 
     async def leave(self, stream: str, user: dict[str, str], conn_id: str) -> None:
@@ -97,7 +97,7 @@ class Presence:
         try:
             entries = await self.redis.zrangebyscore(self._key(stream), int(time.time() * 1000), "+inf")
         except RedisError as exc:
-            raise Unavailable(f"Redis cannot be reached: {exc.__class__.__name__}") from exc
+            raise Unavailable.from_exc(exc) from exc
         counts: dict[tuple[str, str], int] = {}
         for member in entries:
             user = user_of(str(member))
