@@ -390,16 +390,16 @@ class Bench:
         time.sleep(1.0)  # let the server see the closes before the next scenario
         return out
 
-    def fanout(self, srv: Server, spec: dict[str, Any], slow: bool, rates: list[int] | None = None) -> dict[str, Any]:
+    def fanout(self, srv: Server, spec: dict[str, Any], slow: bool) -> dict[str, Any]:
         subs = spec["subs"]
         config = self.base_config(srv, "fanout") | {
             "subs": subs,
             "slow": slow,
             "stepSeconds": self.p["step_seconds"],
-            "halfStep": self.p.get("half_step", False) and not rates,
+            "halfStep": self.p.get("half_step", False),
         }
-        if rates or "rates" in spec:
-            config["rates"] = rates or spec["rates"]
+        if "rates" in spec:
+            config["rates"] = spec["rates"]
         else:
             start = spec.get("start") or START_RATES.get(subs, {}).get(srv.name, 10)
             config |= {"startRate": start, "factor": spec["factor"], "maxSteps": spec["max_steps"]}
