@@ -51,6 +51,8 @@ START_RATES = {
     1000: {"uvicorn": 40, "daphne": 10, "tutorial": 2, "raw": 100},
 }
 
+SERVERS = ("uvicorn", "daphne", "tutorial", "raw")
+
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "fanout": [{"subs": 5, "rates": [20]}],
@@ -328,7 +330,7 @@ class Bench:
         if name == "raw":
             command = [PY, "-m", "bench.baselines.raw_server", "--port", str(port), "--redis", self.redis.url, "--prefix", "bench-raw"]
             return Server(name, "raw", command, env, port, self.work)
-        raise SystemExit(f"unknown server {name!r}: use uvicorn, daphne, tutorial, raw")
+        raise SystemExit(f"unknown server {name!r}: use {', '.join(SERVERS)}")
 
     def base_config(self, srv: Server, mode: str) -> dict[str, Any]:
         return {
@@ -697,12 +699,20 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="under 3 minutes")
     mode.add_argument("--smoke", action="store_true", help="tiny numbers: checks that the harness works")
-    parser.add_argument("--servers", default="uvicorn,daphne,tutorial,raw", help="comma-separated subset")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where results.* and fanout.png go")
     args = parser.parse_args(argv)
     os.chdir(BASE_DIR)
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
-    bench = Bench(profile, [s for s in args.servers.split(",") if s], args.out)
+    servers = [s for s in args.servers.split(",") if s]
+    # Refused before npm ci, Redis and the first server's run, not after them.
+    unknown = [s for s in servers if s not in SERVERS]
+    if unknown:
+        parser.error(f"--servers: unknown {', '.join(map(repr, unknown))}; use a subset of {','.join(SERVERS)}")
+    missing = [tool for tool in ("node", "npm") if not shutil.which(tool)]
+    if missing:
+        parser.exit(1, f"bench: the load client (bench/load.js) needs Node and npm; not found on PATH: {', '.join(missing)}\n")
+    bench = Bench(profile, servers, args.out)
     results = bench.run()
     args.out.mkdir(parents=True, exist_ok=True)
     text = tables(results)

@@ -1,4 +1,5 @@
-"""The benchmark harness runs end to end with tiny numbers and writes its report.
+"""The benchmark harness runs end to end with tiny numbers and writes its report, and
+refuses an unknown server name or a machine without Node before it starts anything.
 
 Only completion and the shape of results.json are checked, never timings: this machine's
 speed is not a test result.
@@ -46,3 +47,24 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     assert {"messages_per_s", "valid"} <= results["sync_publish"].keys()
     assert (tmp_path / "results.md").read_text().startswith("# Benchmark results")
     assert (tmp_path / "fanout.png").stat().st_size > 0
+
+
+def test_an_unknown_server_name_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--servers", "uvicorn,nginx", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2
+    assert "--servers: unknown 'nginx'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "npm" not in done.stdout and not any(tmp_path.iterdir())
+
+
+def test_a_missing_node_is_reported_by_name(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--servers", "raw", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, env={"PATH": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert "needs Node and npm; not found on PATH: node, npm" in done.stderr
+    assert "Traceback" not in done.stderr
