@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
+from realtime.names import NAME_PATTERN
+
 
 class Room(models.Model):
     name = models.CharField(
         max_length=64,
         unique=True,
-        validators=[RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "Letters, digits, '_', '.' and '-' only.")],
+        validators=[RegexValidator(f"^{NAME_PATTERN}$", "Letters, digits, '_', '.' and '-' only.")],
     )
     title = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

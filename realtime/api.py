@@ -26,13 +26,13 @@ from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_us
 from .backlog import Range
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
 from .history import continue_from_archive, message_object, older_page
-from .names import KINDS, StreamName, parse_stream
+from .names import KINDS, NAME_PATTERN, StreamName, parse_stream
 from .ordering import plan_since
 from .protocol import ClientId, Since
 from .publishing import ARCHIVED_KINDS, apublish
 from .ratelimit import TokenBucket
 
-STREAM_PATTERN = r"^(%s):[A-Za-z0-9_.-]{1,64}$" % "|".join(KINDS)
+STREAM_PATTERN = r"^(%s):%s$" % ("|".join(KINDS), NAME_PATTERN)
 MAX_SEQ = 2**53 - 1  # seqs stay exact in Lua's doubles and in JavaScript
 DEFAULT_LIMIT = 100
 BodyT = TypeVar("BodyT")

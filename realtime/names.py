@@ -15,7 +15,9 @@ from functools import lru_cache
 from .errors import BadRequest
 
 KINDS = ("room", "live", "user")
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: The NAME part of a stream name (PROTOCOL.md "Streams"); URL routes and models reuse it.
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+_NAME_RE = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ def parse_stream(value: object) -> StreamName:
     if not sep or kind not in KINDS:
         raise BadRequest(f"stream kind must be one of {', '.join(KINDS)}: {value[:80]!r}")
     if not _NAME_RE.fullmatch(name):
-        raise BadRequest(f"stream name must match [A-Za-z0-9_.-]{{1,64}}: {value[:80]!r}")
+        raise BadRequest(f"stream name must match {NAME_PATTERN}: {value[:80]!r}")
     return StreamName(kind, name)
 
 
@@ -61,17 +63,25 @@ class StreamKeys:
     log: str  # list: encoded `message` frames, newest first, capped
     idem: str  # prefix of the idempotency keys: idem + sender + ":" + id
     archive: str  # the bucket's archive queue
+    presence: str  # sorted set: who is here (room streams), scored by lease expiry
+
+
+def _tag(prefix: str, bucket: int) -> str:
+    """The hash tag every key of a bucket starts with: one Redis Cluster slot per bucket."""
+    return "{%s:%d}" % (prefix, bucket)
 
 
 def stream_keys(prefix: str, stream: str, buckets: int) -> StreamKeys:
-    tag = "{%s:%d}" % (prefix, bucket_of(stream, buckets))
+    bucket = bucket_of(stream, buckets)
+    tag = _tag(prefix, bucket)
     return StreamKeys(
         meta=f"{tag}:meta:{stream}",
         log=f"{tag}:log:{stream}",
         idem=f"{tag}:idem:{stream}:",
-        archive=f"{tag}:archive",
+        archive=archive_queue(prefix, bucket),
+        presence=f"{tag}:presence:{stream}",
     )
 
 
 def archive_queue(prefix: str, bucket: int) -> str:
-    return "{%s:%d}:archive" % (prefix, bucket)
+    return f"{_tag(prefix, bucket)}:archive"

@@ -26,10 +26,6 @@ PRESENCE_KINDS = frozenset({"room"})
 _SWEEP = (Path(__file__).with_name("lua") / "presence_sweep.lua").read_text()
 
 
-def presence_key(prefix: str, stream: str, buckets: int) -> str:
-    return stream_keys(prefix, stream, buckets).meta.replace(":meta:", ":presence:", 1)
-
-
 def member_of(user_id: str, name: str, conn_id: str) -> str:
     return f"{user_id}\t{name}\t{conn_id}"
 
@@ -60,7 +56,7 @@ class Presence:
         self._sweep = redis.register_script(_SWEEP)
 
     def _key(self, stream: str) -> str:
-        return presence_key(self.prefix, stream, self.buckets)
+        return stream_keys(self.prefix, stream, self.buckets).presence
 
     def _expiry(self) -> int:
         return int((time.time() + self.ttl) * 1000)
