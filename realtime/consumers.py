@@ -266,7 +266,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         if not can_subscribe(self.who, name):
             raise Forbidden(f"you may not subscribe to {name.full}")
         hub = await self._hub()
-        sub = Subscription(name.full, self.outbox.push)
+        sub = Subscription(name.full, self.outbox.push_event)
         self.subs[name.full] = sub
         try:
             # Register first, then read the backlog, then go live: a message published

@@ -32,6 +32,7 @@ from .backlog import Backlog, Range
 from .errors import RealtimeError, Unavailable
 from .names import parse_stream
 from .ordering import Arrival, classify, plan_fill
+from .outbox import SendEvent, send_event
 from .presence import Presence
 from .protocol import subscribed_frame
 
@@ -39,11 +40,11 @@ log = logging.getLogger("realtime.hub")
 
 
 class Subscription:
-    """One connection's subscription to one stream. `push` hands a frame to its socket."""
+    """One connection's subscription to one stream. `push` hands a send event to its socket."""
 
     __slots__ = ("stream", "push", "position", "live")
 
-    def __init__(self, stream: str, push: Callable[[str], None]) -> None:
+    def __init__(self, stream: str, push: Callable[[SendEvent], None]) -> None:
         self.stream = stream
         self.push = push
         self.position = 0
@@ -61,27 +62,32 @@ class StreamState:
         self.members: set[Subscription] = set()
         self.ready = asyncio.get_running_loop().create_future()
 
+    def push_live(self, text: str, position: int | None = None, *, newer_only: bool = False) -> int:
+        """Hand `text` (one event, shared) to every live local subscriber and return how
+        many got it. With `position`, each moves there; `newer_only` skips those already
+        at or past it (a connection that started with `since` may be ahead of the hub)."""
+        event = send_event(text)
+        count = 0
+        for sub in self.members:
+            if not sub.live or (newer_only and position is not None and position <= sub.position):
+                continue
+            if position is not None:
+                sub.position = position
+            sub.push(event)
+            count += 1
+        return count
+
     def pass_on(self, seq: int, text: str) -> None:
         """Hand one in-order frame to every live local subscriber."""
         self.last = seq
-        delivered = 0
-        for sub in self.members:
-            if sub.live and seq > sub.position:
-                sub.position = seq
-                sub.push(text)
-                delivered += 1
-        metrics.DELIVERED.inc(delivered)
+        metrics.DELIVERED.inc(self.push_live(text, seq, newer_only=True))
 
     def announce_hole(self, epoch: str, upto: int) -> None:
         """Tell live subscribers the messages up to `upto` of `epoch` are gone."""
         self.epoch = epoch
         self.last = upto
-        text = subscribed_frame(self.name, epoch, upto, False)
-        for sub in self.members:
-            if sub.live:
-                sub.position = upto
-                sub.push(text)
-                metrics.RECOVERIES_REFUSED.inc()
+        told = self.push_live(subscribed_frame(self.name, epoch, upto, False), upto)
+        metrics.RECOVERIES_REFUSED.inc(told)
 
 
 class StreamHub:
@@ -190,9 +196,7 @@ class StreamHub:
         """Presence and typing: no seq, no ordering, not replayed (at most once)."""
         state = self.streams.get(stream)
         if state is not None:
-            for sub in state.members:
-                if sub.live:
-                    sub.push(text)
+            state.push_live(text)
 
     async def _on_message(self, stream: str, epoch: str, seq: int, text: str) -> None:
         state = self.streams.get(stream)

@@ -5,6 +5,10 @@ Under uvicorn, `send` completes without suspending while the socket is writable,
 it suspends does the connection get a writer task and a bounded queue; past the bound
 the connection is handed to `on_overflow` (closed with a 4000-range code) and its queue
 is dropped, so a client that stops reading can neither delay others nor grow memory.
+
+The ASGI servers here only read a `websocket.send` event (uvicorn's sans-io protocol
+takes its `text`; daphne's `handle_reply` likewise), so one event built per message can
+go to every socket: the hub builds it once per frame, not once per recipient.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+#: An ASGI `websocket.send` event: {"type": "websocket.send", "text": frame}.
+SendEvent = dict[str, Any]
+
+
+def send_event(text: str) -> SendEvent:
+    """The event that writes one text frame; shared, never changed once built."""
+    return {"type": "websocket.send", "text": text}
 
 
 class _Resume:
@@ -50,7 +61,7 @@ class Outbox:
 
     def __init__(self, send: SendFn, limit_bytes: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
-        self._queue: deque[str] = deque()
+        self._queue: deque[SendEvent] = deque()
         self._queued = 0
         self._limit = limit_bytes
         self._writer: asyncio.Task[None] | None = None
@@ -62,15 +73,19 @@ class Outbox:
         return self._queued
 
     def push(self, text: str) -> None:
+        self.push_event(send_event(text))
+
+    def push_event(self, event: SendEvent) -> None:
+        """Hand over a `send_event`, possibly the same object other outboxes get."""
         if self.closed:
             return
         if self._writer is not None:
-            self._queue.append(text)
-            self._queued += len(text)
+            self._queue.append(event)
+            self._queued += len(event["text"])
             if self._queued > self._limit:
                 self.overflow()
             return
-        coro = self._send({"type": "websocket.send", "text": text})
+        coro = self._send(event)
         try:
             first = coro.send(None)  # type: ignore[attr-defined]
         except StopIteration:
@@ -84,9 +99,9 @@ class Outbox:
         try:
             await _Resume(coro, first)
             while self._queue and not self.closed:
-                text = self._queue.popleft()
-                self._queued -= len(text)
-                await self._send({"type": "websocket.send", "text": text})
+                event = self._queue.popleft()
+                self._queued -= len(event["text"])
+                await self._send(event)
         except Exception:
             self.closed = True
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from realtime.outbox import Outbox
+from realtime.outbox import Outbox, send_event
 
 
 class Socket:
@@ -67,3 +67,20 @@ async def test_a_failing_send_marks_the_box_closed() -> None:
     box = Outbox(broken, 100, lambda: None)
     box.push("x")
     assert box.closed
+
+
+async def test_one_event_goes_to_many_sockets_and_counts_its_text_when_queued() -> None:
+    fast, slow = Socket(), Socket()
+    slow.writable.clear()
+    fast_box = Outbox(fast.send, 1000, lambda: None)
+    slow_box = Outbox(slow.send, 1000, lambda: None)
+    event = send_event("shared")
+    fast_box.push_event(event)
+    slow_box.push_event(event)
+    slow_box.push_event(send_event("next"))
+    assert fast.sent == ["shared"]
+    assert slow_box.queued_bytes == len("next")  # the first is in the send already under way
+    slow.writable.set()
+    await slow_box.flush(2.0)
+    assert slow.sent == ["shared", "next"]
+    assert event == {"type": "websocket.send", "text": "shared"}  # nothing changed it
