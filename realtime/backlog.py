@@ -61,7 +61,8 @@ def frame_text(head: str, seq: int, epoch: str, tail: str) -> str:
 
 
 class Backlog:
-    """Per event loop: the scripts, bound to one async Redis client."""
+    """Per event loop: the scripts, bound to one async Redis client that decodes replies
+    to str (runtime.make_redis: `decode_responses=True`)."""
 
     def __init__(
         self, redis: aioredis.Redis, *, prefix: str, buckets: int, size: int, ttl: int, idempotency_ttl: int
@@ -89,7 +90,6 @@ class Backlog:
             )
         except RedisError as exc:
             raise Unavailable.from_exc(exc) from exc
-        epoch = _text(epoch)
         return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
 
     async def read(self, stream: str, first: int = 1, last: int = -1, most: int = 0) -> Range:
@@ -100,7 +100,7 @@ class Backlog:
             result = await self._read(keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most])
         except RedisError as exc:
             raise Unavailable.from_exc(exc) from exc
-        return Range(_text(result[0]), int(result[1]), int(result[2]), [_text(f) for f in result[3:]])
+        return Range(result[0], int(result[1]), int(result[2]), result[3:])
 
     async def position(self, stream: str) -> tuple[str, int]:
         """(epoch, latest seq), creating the epoch when the stream has none."""
@@ -116,8 +116,4 @@ class Backlog:
                 rows = await pipe.execute()
         except RedisError as exc:
             raise Unavailable.from_exc(exc) from exc
-        return [(_text(e) if e is not None else None, int(s or 0)) for e, s in rows]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return [(e, int(s or 0)) for e, s in rows]

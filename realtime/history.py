@@ -115,12 +115,6 @@ def _contiguous_down(messages: list[Message], top: int) -> bool:
     return all(m["seq"] == top - 1 - i for i, m in enumerate(messages))
 
 
-async def page_before(stream: str, before: int | None, epoch: str | None, limit: int) -> tuple[str, list[Message]]:
-    """`older_page` as (epoch of the messages, messages): an unknown epoch gives none."""
-    page = await older_page(stream, before, epoch, limit)
-    return page.epoch, page.messages
-
-
 async def since_from_archive(stream: str, since_seq: int, epoch: str, limit: int) -> SinceResult:
     """Up to `limit` messages after (`epoch`, `since_seq`), oldest first: from the archive
     for the part the backlog has dropped, then from the backlog.

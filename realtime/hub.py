@@ -233,10 +233,9 @@ class StreamHub:
         if fill.lost_upto > state.last:
             log.info("%s: seqs %d..%d were trimmed away; recovered=false", state.name, state.last + 1, fill.lost_upto)
             state.announce_hole(state.epoch, fill.lost_upto)
-        for seq, text in fill.frames:
-            if seq == state.last + 1:
-                state.pass_on(seq, text)
-                metrics.HOLES_FILLED.inc()
+        for seq, text in fill.frames:  # contiguous from state.last + 1 (plan_fill)
+            state.pass_on(seq, text)
+            metrics.HOLES_FILLED.inc()
 
     # --- the position check -------------------------------------------------------------
 

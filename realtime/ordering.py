@@ -32,8 +32,9 @@ def classify(last: int, seq: int) -> Arrival:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """Frames read to fill a hole: `frames` continue `last` (None: none usable), and
-    `lost_upto` > last when messages before them were trimmed away (an unfillable hole)."""
+    """Frames read to fill a hole: `frames` (seq, text) run without a gap from
+    `lost_upto + 1` (empty: nothing new), and `lost_upto` > last when messages before
+    them were trimmed away (an unfillable hole)."""
 
     frames: list[tuple[int, str]]
     lost_upto: int

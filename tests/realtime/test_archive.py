@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 
 from realtime import runtime
 from realtime.archive import Archiver, bucket_keys, lease_key, make_client, workers_key
-from realtime.history import page_before, since_from_archive
+from realtime.history import older_page, since_from_archive
 from realtime.management.commands.archive_retention import delete_older_than
 from realtime.models import ArchivedMessage
 from realtime.names import bucket_of
@@ -133,8 +133,9 @@ async def test_paging_before_walks_backlog_then_archive_without_hole_or_duplicat
 
     epoch, seen, before = kept.epoch, [], None
     while True:
-        page_epoch, page = await page_before(stream, before, epoch if before else None, 128)
-        assert page_epoch == epoch
+        got = await older_page(stream, before, epoch if before else None, 128)
+        page = got.messages
+        assert got.epoch == epoch and got.known and got.contiguous
         if not page:
             break
         seen.extend(page)
@@ -144,12 +145,13 @@ async def test_paging_before_walks_backlog_then_archive_without_hole_or_duplicat
     assert all("type" not in m for m in seen)
 
     # A page that straddles the boundary, and one entirely in the archive.
-    _, straddle = await page_before(stream, 2510, epoch, 20)
+    straddle = (await older_page(stream, 2510, epoch, 20)).messages
     assert [m["seq"] for m in straddle] == list(range(2509, 2489, -1))
-    _, deep = await page_before(stream, 11, epoch, 100)
+    deep = (await older_page(stream, 11, epoch, 100)).messages
     assert [m["seq"] for m in deep] == list(range(10, 0, -1))
     # An unknown (older) epoch is served from the archive alone: here, nothing.
-    assert await page_before(stream, None, "gone", 10) == ("gone", [])
+    gone = await older_page(stream, None, "gone", 10)
+    assert (gone.epoch, gone.messages, gone.known) == ("gone", [], False)
 
     # `since` past the backlog: the archive fills what the backlog dropped.
     found = await since_from_archive(stream, 2450, epoch, 100)
