@@ -174,9 +174,7 @@ class SenderBuckets:
         self.buckets[sender_key] = bucket
         if len(self.buckets) > self.size:
             self.buckets.popitem(last=False)
-        wait = bucket.take()
-        if wait > 0:
-            raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} publishes per second", retry_after=round(wait, 3))
+        bucket.take_or_raise(f"{settings.RT_PUBLISH_RATE:g} publishes per second")
 
 
 publish_buckets = SenderBuckets()

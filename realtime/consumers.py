@@ -21,7 +21,7 @@ from django.conf import settings
 
 from . import metrics, runtime
 from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
-from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized, Unavailable
+from .errors import BadRequest, Forbidden, RealtimeError, TooLarge, Unauthorized, Unavailable
 from .hub import StreamHub, Subscription
 from .names import parse_stream
 from .ordering import Start, plan_since
@@ -249,9 +249,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         name = parse_stream(frame.stream)
         if not can_publish(self.who, name):
             raise Forbidden(f"you may not publish to {name.full}")
-        wait = self.publish_bucket.take()
-        if wait > 0:
-            raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} publishes per second", retry_after=round(wait, 3))
+        self.publish_bucket.take_or_raise(f"{settings.RT_PUBLISH_RATE:g} publishes per second")
         done = await apublish(name.full, frame.data, self.who.sender, frame.id)
         self.outbox.push(ack_frame(frame.id, done.stream, done.seq, done.epoch))
 
@@ -338,9 +336,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def on_presence(self, frame: PresenceQuery) -> None:
         stream = self._presence_stream(frame.stream)
-        wait = self.presence_bucket.take()
-        if wait > 0:
-            raise RateLimited("over 1 presence query per second", retry_after=round(wait, 3))
+        self.presence_bucket.take_or_raise("1 presence query per second")
         members = await (await self._hub()).presence.members(stream)
         self.outbox.push(encode({"type": "presence", "stream": stream, "members": members}))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from .errors import RateLimited
+
 
 class TokenBucket:
     __slots__ = ("rate", "burst", "tokens", "stamp")
@@ -25,3 +27,9 @@ class TokenBucket:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+    def take_or_raise(self, what: str) -> None:
+        """Take one token or raise RateLimited("over <what>") saying how long to wait."""
+        wait = self.take()
+        if wait > 0:
+            raise RateLimited(f"over {what}", retry_after=round(wait, 3))
