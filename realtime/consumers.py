@@ -145,8 +145,8 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         raise StopConsumer()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if not self.connected or self.outbox.closed or self.expired:
-            return
+        if not self.connected or self.outbox.closed or self.expired or self.closing is not None:
+            return  # a close is under way: frames still queued would each schedule another
         text = message.get("text")
         if text is None:
             await self.close(CloseCode.UNSUPPORTED_DATA)
