@@ -24,7 +24,7 @@ from django.conf import settings
 
 from . import metrics, runtime
 from .backlog import Appended
-from .errors import TooLarge
+from .errors import BadRequest, TooLarge
 from .names import StreamName, parse_stream
 from .protocol import encode_json
 
@@ -65,8 +65,12 @@ class Published:
 
 
 def message_tail(data: Any, sender: Sender, ts_ms: int) -> str:
-    """Everything of a `message` frame after its epoch, encoded once."""
-    raw = data if isinstance(data, msgspec.Raw) else msgspec.Raw(encode_json(data))
+    """Everything of a `message` frame after its epoch, encoded once; BadRequest for
+    `data` that is not JSON (a Python caller's object, set or non-string dict key)."""
+    try:
+        raw = data if isinstance(data, msgspec.Raw) else msgspec.Raw(encode_json(data))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise BadRequest(f"data is not JSON: {exc}") from None
     body = encode_json({"ts": ts_ms, "data": raw, "sender": sender.public})
     if len(body) > settings.RT_MAX_FRAME:
         raise TooLarge(f"message over {settings.RT_MAX_FRAME} bytes")
