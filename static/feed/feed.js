@@ -12,7 +12,8 @@ import { FeedView } from "./view.js";
 
 /** Messages asked for on the first subscribe (and reloaded after `recovered: false`). */
 export const HISTORY = 50;
-/** Waits before loading the read position or history again after a failure, in ms (with jitter): the last one repeats. */
+/** Waits before loading again after a failure (the read position, the history, the embed's
+ * token), in ms: the last one repeats. The feed's loads add jitter to them. */
 export const RELOAD_RETRY = [1000, 2000, 5000, 10000, 30000];
 /** API error codes that no retry changes: the feed shows its error. */
 const REFUSED = new Set(["forbidden", "unauthorized"]);

@@ -168,7 +168,7 @@ export class Subscription {
 export class RealtimeClient {
   /** @param {ClientOptions} [options] */
   constructor(options = {}) {
-    this.url = options.url || defaultUrl();
+    this.url = options.url || wsUrl();
     this.token = options.token || null;
     this.WebSocket = options.WebSocket || globalThis.WebSocket;
     this.backoff = options.backoff || fullJitterBackoff();
@@ -527,8 +527,12 @@ export function randomId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** `ws(s)://<this host>/ws/` for a page served by the same server. */
-function defaultUrl() {
-  const { protocol, host } = globalThis.location;
-  return `${protocol === "https:" ? "wss" : "ws"}://${host}/ws/`;
+/**
+ * The `/ws/` endpoint of the server at `origin`: by default the one that served this page;
+ * the embed passes the origin it was loaded from.
+ * @param {{protocol: string, host: string}} [origin] a `Location` or `URL`
+ * @returns {string} `ws(s)://<host>/ws/`
+ */
+export function wsUrl(origin = globalThis.location) {
+  return `${origin.protocol === "https:" ? "wss" : "ws"}://${origin.host}/ws/`;
 }

@@ -15,8 +15,8 @@
  * @module realtime/embed
  */
 
-import { RealtimeClient, State } from "./client.js";
-import { explain, startFeed } from "../feed/feed.js";
+import { CloseCode, RealtimeClient, State, wsUrl } from "./client.js";
+import { RELOAD_RETRY, explain, startFeed } from "../feed/feed.js";
 import { FeedHttp } from "../feed/http.js";
 import { FeedModel } from "../feed/model.js";
 import { FeedView } from "../feed/view.js";
@@ -24,9 +24,6 @@ import { claimsOf, fetchToken, renewAt, timerDelay } from "../feed/token.js";
 
 const HERE = new URL(import.meta.url);
 const SERVER = HERE.origin;
-const WS_URL = `${HERE.protocol === "https:" ? "wss" : "ws"}://${HERE.host}/ws/`;
-/** Waits between attempts to fetch a token, in ms: the last one repeats. */
-const TOKEN_RETRY = [1000, 2000, 5000, 10000, 30000];
 /** 4501 closes in a row for tokens that should still be good before the widget gives up. */
 const REFUSALS = 3;
 /** First wait after such a refusal, in ms; doubled for each one after, with jitter. */
@@ -124,7 +121,7 @@ class TokenKeeper {
     try {
       token = await fetchToken(this.url);
     } catch (err) {
-      const wait = TOKEN_RETRY[Math.min(this.failures, TOKEN_RETRY.length - 1)];
+      const wait = RELOAD_RETRY[Math.min(this.failures, RELOAD_RETRY.length - 1)];
       this.failures += 1;
       this.feed.setState("error", `Could not renew the token (${err.message}); retrying.`);
       this.timer = setTimeout(() => this.renew(), wait);
@@ -164,7 +161,7 @@ async function mount(script) {
       token = await fetchToken(tokenUrl);
     } catch (err) {
       if (attempt === 0) errorOnly(`Could not get a token (${err.message}); retrying.`);
-      await new Promise((resolve) => setTimeout(resolve, TOKEN_RETRY[Math.min(attempt, TOKEN_RETRY.length - 1)]));
+      await new Promise((resolve) => setTimeout(resolve, RELOAD_RETRY[Math.min(attempt, RELOAD_RETRY.length - 1)]));
     }
   }
   if (!token) return errorOnly("No token: set data-token or data-token-url on the script tag.");
@@ -178,7 +175,7 @@ async function mount(script) {
   if (!userId) return errorOnly("The token names no user (sub), and data-user is not set.");
   if (root.firstChild) root.replaceChildren();
 
-  const client = new RealtimeClient({ url: WS_URL, token, autoConnect: false });
+  const client = new RealtimeClient({ url: wsUrl(HERE), token, autoConnect: false });
   const feed = startFeed({
     root,
     client,
@@ -189,8 +186,8 @@ async function mount(script) {
   const keeper = new TokenKeeper({ url: tokenUrl, client, feed });
   keeper.use(token);
   client.on("closed", ({ code }) => {
-    if (code === 4501 && tokenUrl) keeper.refused();
-    else feed.fail(code === 4501 ? explain({ code: "unauthorized" }) : `Disconnected by the server (${code}).`);
+    if (code === CloseCode.BAD_TOKEN && tokenUrl) keeper.refused();
+    else feed.fail(code === CloseCode.BAD_TOKEN ? explain({ code: "unauthorized" }) : `Disconnected by the server (${code}).`);
   });
   client.connect();
   host.feed = feed;
