@@ -85,6 +85,16 @@ function nearBottom() {
   return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
 }
 
+/** The `<li>` of a message the server has given a seq, known by that seq from now on; the
+ * caller puts it in place. */
+function confirmedElement(msg) {
+  const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
+  const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
+  li.dataset.seq = String(msg.seq);
+  bySeq.set(msg.seq, li);
+  return li;
+}
+
 /** Where confirmed messages end: before the first pending or failed one of ours. */
 function confirmedEnd() {
   return list.querySelector("li.pending, li.failed");
@@ -128,11 +138,7 @@ function insertBatch(messages) {
   let next = 0;
   for (const msg of fresh) {
     while (next < shown.length && Number(shown[next].dataset.seq) < msg.seq) next += 1;
-    const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
-    const li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
-    li.dataset.seq = String(msg.seq);
-    bySeq.set(msg.seq, li);
-    list.insertBefore(li, next < shown.length ? shown[next] : end);
+    list.insertBefore(confirmedElement(msg), next < shown.length ? shown[next] : end);
   }
   if (bySeq.has(1)) showBeginning(true);
   return fresh.length;
@@ -155,7 +161,7 @@ function forgetEpoch(newEpoch) {
 
 /** Show a message from the stream (live, history or an HTTP reload), once per seq. */
 function render(msg) {
-  if (msg.epoch !== epoch) forgetEpoch(msg.epoch);
+  forgetEpoch(msg.epoch);
   const stick = nearBottom();
   let li = bySeq.get(msg.seq);
   if (li) {
@@ -164,10 +170,7 @@ function render(msg) {
     if (msg.sender) li.querySelector(".sender").textContent = msg.sender.name;
     return;
   }
-  const mine = Boolean(config.user && msg.sender && msg.sender.id === config.user.id);
-  li = messageElement({ text: textOf(msg.data), senderName: msg.sender ? msg.sender.name : "server", ts: msg.ts, mine });
-  li.dataset.seq = String(msg.seq);
-  bySeq.set(msg.seq, li);
+  li = confirmedElement(msg);
   placeConfirmed(li, msg.seq);
   closeGapsNear(li);
   if (msg.seq === 1) showBeginning(true);
@@ -415,8 +418,8 @@ function wideGapElement(hole) {
   return gap;
 }
 
-function counted(missing) {
-  return `${missing} message${missing === 1 ? "" : "s"}`;
+function counted(count, what = "message") {
+  return `${count} ${what}${count === 1 ? "" : "s"}`;
 }
 
 /** Say where messages are missing: above the oldest shown when its older page was empty,
@@ -427,7 +430,7 @@ function markGaps() {
   const oldest = oldestShown();
   if (shown.length > 0 && emptyBelow !== null && emptyBelow === oldest && oldest > 1) {
     const text = olderRetry.waiting || loadingOlder
-      ? `${oldest - 1} older message${oldest === 2 ? "" : "s"} not available yet — retrying`
+      ? `${counted(oldest - 1, "older message")} not available yet — retrying`
       : "Older messages are not available";
     list.insertBefore(gapElement(text, olderRetry.waiting || loadingOlder), shown[0]);
   }
@@ -438,7 +441,7 @@ function markGaps() {
       list.insertBefore(wideGapElement({ above: seq, below: previous }), li);
     } else if (previous !== null && seq > previous + 1) {
       const missing = seq - previous - 1;
-      const pending = !unavailable.has(`${epoch}:${seq}:${previous}`);
+      const pending = !unavailable.has(holeKey({ above: seq, below: previous }));
       const text = pending
         ? `${counted(missing)} not available yet — retrying`
         : `${counted(missing)} ${missing === 1 ? "is" : "are"} not available`;
@@ -465,11 +468,11 @@ function dropBelow(seq) {
  * When more than a page is missing between what was shown and the reloaded page (hours
  * offline in a busy room), the old part goes and the reloaded page is a fresh view to
  * page back from; a smaller hole is filled in place. */
-async function reloadHistory(info) {
-  forgetEpoch(info.epoch);
+async function reloadHistory() {
+  // The epoch is already the one of `info`: onSubscribed ran first (client.js, _onSubscribed).
   try {
     const body = await readMessages(config.stream, { limit: config.history });
-    if (body.epoch !== epoch) forgetEpoch(body.epoch);
+    forgetEpoch(body.epoch);
     const stick = nearBottom();
     const reloaded = body.messages.filter((msg) => msg.epoch === epoch && Number.isInteger(msg.seq));
     if (reloaded.length > 0) {
@@ -506,7 +509,7 @@ client.subscribe(config.stream, {
   history: config.history,
   onMessage: render,
   onSubscribed: (info) => {
-    if (info.epoch !== epoch) forgetEpoch(info.epoch);
+    forgetEpoch(info.epoch);
     subscribedAt = info.seq;
     if (info.seq === 0) showBeginning(true);
     // Presence frames are never replayed: ask again on every (re)subscribe.
@@ -539,7 +542,7 @@ async function send(text) {
     const ack = await client.publish(config.stream, { text });
     li.classList.remove("pending");
     li.removeAttribute("title");
-    if (ack.epoch !== epoch) forgetEpoch(ack.epoch);
+    forgetEpoch(ack.epoch);
     if (bySeq.has(ack.seq)) {
       li.remove(); // the message frame came first and is already shown in its place
       return;
