@@ -76,7 +76,6 @@ export class Subscription {
     this.seq = options.since ? options.since.seq : null;
     /** True between a `subscribe` frame and its `subscribed` reply on the current socket. */
     this.pending = false;
-    this.active = true;
   }
 
   /** Stop receiving this stream; the position is forgotten. */
@@ -420,7 +419,6 @@ export class RealtimeClient {
 
   _unsubscribe(sub) {
     if (this.subs.get(sub.stream) !== sub) return;
-    sub.active = false;
     this.subs.delete(sub.stream);
     this._send({ type: "unsubscribe", stream: sub.stream });
   }
@@ -492,7 +490,6 @@ export class RealtimeClient {
         return;
       }
       this.subs.delete(sub.stream);
-      sub.active = false;
       sub._call("onError", new RealtimeError(frame.code, frame.message, frame));
       return;
     }
@@ -500,12 +497,6 @@ export class RealtimeClient {
   }
 }
 
-/**
- * A random UUID for a publish `id`. `crypto.randomUUID` exists only in secure contexts
- * (https, localhost); a page served over plain http on a LAN address gets the same
- * format from `crypto.getRandomValues`, which every context has.
- * @returns {string}
- */
 let pageShared = null;
 
 /**
@@ -518,6 +509,12 @@ export function pageClient() {
   return pageShared;
 }
 
+/**
+ * A random UUID for a publish `id`. `crypto.randomUUID` exists only in secure contexts
+ * (https, localhost); a page served over plain http on a LAN address gets the same
+ * format from `crypto.getRandomValues`, which every context has.
+ * @returns {string}
+ */
 export function randomId() {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
