@@ -40,9 +40,14 @@ INJECTED = "main :is(img, svg, b, i), main script:not(#live-config)"
 
 
 def open_scoreboard(person: Any, name: str) -> None:
+    """Open the page and wait for its subscription, not only its socket: an update
+    published before the `subscribed` reply is only seen as the latest state (`history: 1`)."""
     person.page.goto(f"{person.base}/live/{name}/")
     expect(person.page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(person.page.locator("#connection")).to_have_text("live")
+    person.page.wait_for_function(
+        "stream => window.scoreboard.client.subs.get(stream)?.epoch != null", arg=f"live:{name}"
+    )
 
 
 def shows(person: Any, data: dict[str, Any]) -> None:
