@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from config.embedded_redis import _die_with_parent
+from config.interrupt import answer_ctrl_c
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -141,6 +142,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
+    answer_ctrl_c()
     code = 0
     try:
         setup = _lock(data_dir / "setup.lock", blocking=True)

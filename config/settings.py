@@ -223,6 +223,9 @@ RT_BUCKETS = _env_int("RT_BUCKETS", 16, minimum=1)
 # uvicorn (config/uvicorn_ws.py) and daphne (config/daphne_server.py) alike.
 RT_WS_CLOSE_TIMEOUT = _env_float("RT_WS_CLOSE_TIMEOUT", 10.0, minimum=0.1)
 RT_IDEMPOTENCY_TTL = 600
+# Seconds any Redis call on the request path may take before it answers `unavailable`
+# (realtime/deadline.py); a publish cut off so may have been stored: retry with its id.
+RT_REDIS_TIMEOUT = _env_float("RT_REDIS_TIMEOUT", 5.0, minimum=0.1)
 # The archive (realtime/archive.py): a worker moves queued messages of room: and user:
 # streams into the database; a message it took but did not finish goes back to the queue
 # after RT_ARCHIVE_VISIBILITY seconds without its worker's heartbeat.

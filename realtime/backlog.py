@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from .errors import Unavailable
+from .deadline import redis_call
 from .names import stream_keys
 
 _LUA = Path(__file__).with_name("lua")
@@ -84,22 +83,18 @@ class Backlog:
         idem = f"{keys.idem}{len(sender_key)}:{sender_key}:{client_id}" if client_id is not None else ""
         head = frame_head(stream)
         args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream]
-        try:
+        async with redis_call():
             seq, epoch, dup = await self._append(
                 keys=[keys.meta, keys.log, idem, keys.archive if archive else ""], args=args
             )
-        except RedisError as exc:
-            raise Unavailable.from_exc(exc) from exc
         return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
 
     async def read(self, stream: str, first: int = 1, last: int = -1, most: int = 0) -> Range:
         """Frames with seq in [first, last] (last -1: the latest), at most `most` counted back
         from `last`; a trimmed start begins at the oldest frame kept (`Range.first` says)."""
         keys = stream_keys(self.prefix, stream, self.buckets)
-        try:
+        async with redis_call():
             result = await self._read(keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most])
-        except RedisError as exc:
-            raise Unavailable.from_exc(exc) from exc
         return Range(result[0], int(result[1]), int(result[2]), result[3:])
 
     async def position(self, stream: str) -> tuple[str, int]:
@@ -109,11 +104,8 @@ class Backlog:
 
     async def positions(self, streams: list[str]) -> list[tuple[str | None, int]]:
         """(epoch or None, latest seq) of many streams in one pipelined round trip; creates nothing."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for stream in streams:
-                    pipe.hmget(stream_keys(self.prefix, stream, self.buckets).meta, "epoch", "seq")
-                rows = await pipe.execute()
-        except RedisError as exc:
-            raise Unavailable.from_exc(exc) from exc
+        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.hmget(stream_keys(self.prefix, stream, self.buckets).meta, "epoch", "seq")
+            rows = await pipe.execute()
         return [(e, int(s or 0)) for e, s in rows]

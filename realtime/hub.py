@@ -29,6 +29,7 @@ from typing import Any
 
 from . import metrics
 from .backlog import Backlog, Range
+from .deadline import redis_call
 from .errors import RealtimeError, Unavailable
 from .names import parse_stream
 from .ordering import Arrival, classify, plan_fill
@@ -138,13 +139,17 @@ class StreamHub:
         state = self.streams.get(sub.stream)
         if state is None:
             state = self.streams[sub.stream] = StreamState(sub.stream)
+            joined = False
             try:
-                async with self._membership:
+                async with self._membership, redis_call():
                     await self.layer.group_add(state.group, self.channel)
+                joined = True
                 state.epoch, state.last = await self.backlog.position(sub.stream)
             except Exception as exc:
                 del self.streams[sub.stream]
                 state.ready.set_result(False)
+                if joined:
+                    await self._leave_group(sub.stream, state.group)
                 raise Unavailable.from_exc(exc) from exc
             state.ready.set_result(True)
             metrics.HUB_STREAMS.set(len(self.streams))
@@ -163,12 +168,16 @@ class StreamHub:
             return
         del self.streams[sub.stream]
         metrics.HUB_STREAMS.set(len(self.streams))
+        await self._leave_group(sub.stream, state.group)
+
+    async def _leave_group(self, stream: str, group: str) -> None:
+        """Leave `stream`'s group unless a new subscriber has followed it again meanwhile."""
         try:
-            async with self._membership:
-                if sub.stream not in self.streams:
-                    await self.layer.group_discard(state.group, self.channel)
+            async with self._membership, redis_call():
+                if stream not in self.streams:
+                    await self.layer.group_discard(group, self.channel)
         except Exception as exc:
-            log.warning("leaving %s failed: %s", sub.stream, exc)
+            log.warning("leaving %s failed: %s", stream, exc)
 
     # --- live messages ------------------------------------------------------------------
 

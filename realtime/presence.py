@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from .deadline import redis_call
 from .errors import Unavailable
 from .names import parse_stream, stream_keys
 from .protocol import encode
@@ -68,10 +68,8 @@ class Presence:
     async def join(self, stream: str, user: dict[str, str], conn_id: str) -> None:
         member = member_of(user["id"], user["name"], conn_id)
         self.local.setdefault(stream, set()).add(member)
-        try:
+        async with redis_call():
             await self.redis.zadd(self._key(stream), {member: self._expiry()})
-        except RedisError as exc:
-            raise Unavailable.from_exc(exc) from exc
         await self.announce(stream, event_frame(stream, "join", user))
 
     async def leave(self, stream: str, user: dict[str, str], conn_id: str) -> None:
@@ -82,18 +80,17 @@ class Presence:
             if not held:
                 del self.local[stream]
         try:
-            removed = await self.redis.zrem(self._key(stream), member)
-        except RedisError:
+            async with redis_call():
+                removed = await self.redis.zrem(self._key(stream), member)
+        except Unavailable:
             return  # the lease runs out and a sweep announces the leave
         if removed:
             await self.announce(stream, event_frame(stream, "leave", user))
 
     async def members(self, stream: str) -> list[dict[str, Any]]:
         """Signed-in users here now, each with its number of connections."""
-        try:
+        async with redis_call():
             entries = await self.redis.zrangebyscore(self._key(stream), int(time.time() * 1000), "+inf")
-        except RedisError as exc:
-            raise Unavailable.from_exc(exc) from exc
         counts: dict[tuple[str, str], int] = {}
         for member in entries:
             user = user_of(str(member))
@@ -102,7 +99,8 @@ class Presence:
 
     async def announce(self, stream: str, text: str) -> None:
         try:
-            await self.layer.group_send(parse_stream(stream).group, {"type": "rt.eph", "s": stream, "t": text})
+            async with redis_call():
+                await self.layer.group_send(parse_stream(stream).group, {"type": "rt.eph", "s": stream, "t": text})
         except Exception:
             pass  # ephemeral: at most once
 
@@ -110,7 +108,7 @@ class Presence:
         """Renew this process's leases; remove and announce expired ones of `streams`."""
         if self.local:
             expiry = self._expiry()
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
                 for stream, members in self.local.items():
                     pipe.zadd(self._key(stream), dict.fromkeys(members, expiry))
                     pipe.pexpire(self._key(stream), int(self.ttl * 4000))
@@ -119,7 +117,7 @@ class Presence:
         if not swept:
             return
         now = int(time.time() * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:  # every sweep in one round trip
+        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:  # every sweep in one round trip
             for stream in swept:
                 await self._sweep(keys=[self._key(stream)], args=[now], client=pipe)
             expired = await pipe.execute()

@@ -24,6 +24,7 @@ from django.conf import settings
 
 from . import metrics, runtime
 from .backlog import Appended
+from .deadline import redis_call
 from .errors import BadRequest, TooLarge
 from .names import StreamName, parse_stream
 from .protocol import encode_json
@@ -90,9 +91,10 @@ async def _store(stream: str, data: Any, sender: Sender | None, id: str | None) 
 async def _fan_out(name: StreamName, stored: Appended) -> None:
     """One `group_send` of the finished frame; a failure is only logged (it is stored)."""
     try:
-        await runtime.current().layer.group_send(
-            name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
-        )
+        async with redis_call():
+            await runtime.current().layer.group_send(
+                name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
+            )
     except Exception as exc:  # stored already: the hubs' position check delivers it
         log.warning("fan-out of %s seq %d failed (%s); position checks will deliver it", name.full, stored.seq, exc)
     metrics.PUBLISHED.labels(name.kind).inc()

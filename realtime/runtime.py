@@ -31,10 +31,10 @@ def make_redis() -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=256,
-        timeout=5.0,
+        timeout=settings.RT_REDIS_TIMEOUT,
         decode_responses=True,
-        socket_connect_timeout=1.0,
-        socket_timeout=5.0,
+        socket_connect_timeout=min(1.0, settings.RT_REDIS_TIMEOUT),
+        socket_timeout=settings.RT_REDIS_TIMEOUT,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         health_check_interval=30,
     )

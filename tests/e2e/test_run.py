@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from config.embedded_redis import EmbeddedRedis, free_port
+from config.interrupt import default_sigint
 from config.serve import PeriodicCommand
 from tests.health import wait_until_healthy
 from tests.wsclient import Client
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.slow
 def start_run(data_dir: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX")}
     full_env.update(RT_DATA_DIR=str(data_dir), PORT=str(port), RT_ARCHIVER="0", LOG_LEVEL="WARNING", **env)
-    proc = subprocess.Popen([sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=full_env)
+    # SIGINT at its default whatever ours is (a backgrounded `make test` ignores it).
+    proc = subprocess.Popen([sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=full_env, preexec_fn=default_sigint)
     try:
         wait_until_healthy(proc, f"http://127.0.0.1:{port}", 60, "make run")
     except AssertionError:
@@ -67,6 +69,32 @@ async def test_run_serves_and_stops_without_orphans(tmp_path: Path, sig: int) ->
     proc.send_signal(sig)
     assert proc.wait(30) == 0
     assert gone(kids), [p for p in kids if p.is_running()]
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setsid()  # a group of its own, as a terminal's job: Ctrl-C goes to the whole group
+
+
+async def test_make_run_started_with_sigint_ignored_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`make run &` from a script: SIGINT arrives ignored; Ctrl-C (SIGINT to the group) still
+    stops the server and its children, and make exits 0."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX", "MAKEFLAGS", "MAKELEVEL")}
+    env.update(RT_DATA_DIR=str(tmp_path), PORT=str(port), RT_ARCHIVER="0", LOG_LEVEL="WARNING")
+    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=BASE_DIR, env=env, preexec_fn=_ignore_sigint)
+    try:
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}", 90, "make run")
+        kids = descendants(proc)
+        assert any("redis-server" in p.name() for p in kids), [p.name() for p in kids]
+        assert await ping(port) == {"type": "pong"}
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert gone(kids), [p for p in kids if p.is_running()]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 async def test_run_finds_its_data_after_a_crash(tmp_path: Path) -> None:

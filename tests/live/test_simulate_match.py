@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from config.interrupt import default_sigint
 from live.match import play_match
 from realtime import runtime
 from tests.conftest import BASE_DIR
@@ -103,10 +104,17 @@ def command_env() -> dict[str, str]:
     )
 
 
-def test_ctrl_c_stops_between_updates_without_a_traceback() -> None:
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("start_with", [default_sigint, _sigint_ignored], ids=["sigint-default", "sigint-ignored"])
+def test_ctrl_c_stops_between_updates_without_a_traceback(start_with) -> None:
+    """Also when started with SIGINT ignored, as a backgrounded job is."""
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "simulate_match", "live:stop", "--pace", "0.5", "--seed", "5"],
         cwd=BASE_DIR, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=start_with,
     )
     try:
         deadline = time.monotonic() + 30

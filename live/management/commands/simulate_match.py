@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from config.interrupt import answer_ctrl_c
 from live.match import play_match
 from realtime.errors import RealtimeError
 from realtime.names import parse_stream
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         # tqdm draws with carriage returns: give it the raw stream, not Django's line wrapper.
         out = getattr(self.stderr, "_out", sys.stderr)
         started, sent, first = time.monotonic(), 0, None
+        answer_ctrl_c()  # Ctrl-C stops the match even if we were started with SIGINT ignored
         bar = tqdm(total=len(updates), unit="update", file=out, desc=stream, dynamic_ncols=True)
         try:
             for update in updates:
