@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from .models import ArchivedMessage
 
 
-class StreamFilter(admin.SimpleListFilter):  # type: ignore[misc]
+class StreamFilter(admin.SimpleListFilter):
     """The streams that have archived messages (at most the 200 most recently archived)."""
 
     title = "stream"
@@ -28,7 +28,7 @@ class StreamFilter(admin.SimpleListFilter):  # type: ignore[misc]
 
 
 @admin.register(ArchivedMessage)
-class ArchivedMessageAdmin(admin.ModelAdmin):  # type: ignore[misc]
+class ArchivedMessageAdmin(admin.ModelAdmin):
     list_display = ("stream", "seq", "epoch", "ts", "sender_name", "sender_id", "created")
     list_filter = (StreamFilter, "created")
     search_fields = ("=stream", "sender_id", "sender_name", "data")

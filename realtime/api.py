@@ -1,4 +1,4 @@
-"""The HTTP API (PROTOCOL.md "HTTP"): publish to a stream and read its backlog.
+"""The HTTP API (docs/protocol.md "HTTP"): publish to a stream and read its backlog.
 
 Thin by design, like the consumer: find the credentials, check rights with the same
 table as the WebSocket (`auth.can_subscribe` / `auth.can_publish`), then call
@@ -9,46 +9,37 @@ messages after `since` with no holes, or `recovered: false` and none, never a si
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Path, Query, Schema
 from ninja.errors import ValidationError
-from ninja.utils import check_csrf
 
 from . import runtime
-from .auth import ANONYMOUS, Principal, Via, can_publish, can_subscribe, from_user, origin_allowed, verify_token
+from .auth import (
+    Principal,
+    can_publish,
+    can_subscribe,
+    is_backend_publisher,
+)
 from .backlog import Range
-from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized
+from .body_limit import BATCH_LIMIT
+from .errors import BadRequest, Forbidden, RealtimeError, Unavailable
 from .history import continue_from_archive, message_object, older_page
+from .http import ERRORS, MAX_SEQ, ErrorOut, decode_body, error_object, error_response, principal_of, require_csrf
 from .names import KINDS, NAME_PATTERN, StreamName, parse_stream
 from .ordering import plan_since
-from .protocol import ClientId, Since
+from .protocol import ClientId, Since, encode_json
 from .publishing import ARCHIVED_KINDS, apublish
-from .ratelimit import TokenBucket
+from .ratelimit import take_publish
 
 STREAM_PATTERN = r"^(%s):%s$" % ("|".join(KINDS), NAME_PATTERN)
-MAX_SEQ = 2**53 - 1  # seqs stay exact in Lua's doubles and in JavaScript
 DEFAULT_LIMIT = 100
-BodyT = TypeVar("BodyT")
 
 
 # -- Schemas: the OpenAPI document's view of the wire contract ------------------------
-
-
-class ErrorBody(Schema):
-    code: str
-    message: str
-    retry_after: float | None = None
-
-
-class ErrorOut(Schema):
-    error: ErrorBody
 
 
 class PublishIn(Schema):
@@ -93,29 +84,61 @@ class _PublishBody(msgspec.Struct, frozen=True):
 
 _body_decoder = msgspec.json.Decoder(_PublishBody)
 
-StreamPath = Annotated[str, Path(..., pattern=STREAM_PATTERN, description="a stream name, KIND:NAME")]
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 503: ErrorOut}
+#: POST /api/messages (docs/protocol.md 1.1 "Many messages at once"): 1 to 1000 items, 1 MiB.
+MAX_BATCH_ITEMS = 1000
+MAX_BATCH_BODY = BATCH_LIMIT
 
+
+class _BatchItem(msgspec.Struct, frozen=True):
+    stream: str
+    data: msgspec.Raw
+    id: ClientId | None = None
+
+
+class _BatchBody(msgspec.Struct, frozen=True):
+    messages: Annotated[list[_BatchItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+_batch_decoder = msgspec.json.Decoder(_BatchBody)
+
+
+class BatchItemIn(Schema):
+    stream: str = Field(..., description="a stream name, KIND:NAME")
+    data: Any = Field(..., description="any JSON value")
+    id: str | None = Field(None, min_length=1, max_length=64, description="idempotency id of this sender")
+
+
+#: The batch body's JSON schema, its item schema inlined: a pydantic model's `$defs`
+#: reference would not resolve inside the OpenAPI document.
+BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_ITEMS,
+            "items": BatchItemIn.model_json_schema(),
+        }
+    },
+}
+
+
+class BatchOut(Schema):
+    results: list[dict[str, Any]] = Field(
+        ..., description='one per item, in order: {"stream", "seq", "epoch"} or {"error": {"code", "message"}}'
+    )
+
+StreamPath = Annotated[str, Path(..., pattern=STREAM_PATTERN, description="a stream name, KIND:NAME")]
 api = NinjaAPI(
     title="Realtime streams",
     version="1",
-    description="Publish to and read the streams of PROTOCOL.md over HTTP.",
+    description="Publish to and read the streams of docs/protocol.md over HTTP.",
     urls_namespace="realtime-api",
 )
 
 
 # -- Errors -------------------------------------------------------------------------
-
-
-def error_response(exc: RealtimeError) -> JsonResponse:
-    """The one error shape; a 429 also says when to retry, in the body and the header."""
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if isinstance(exc, RateLimited):
-        body["retry_after"] = exc.retry_after
-    response = JsonResponse({"error": body}, status=exc.status)
-    if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return response
 
 
 @api.exception_handler(RealtimeError)
@@ -135,71 +158,6 @@ def _explain(errors: list[Any]) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("path", "query", "body"))
         parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
     return "; ".join(parts) or "invalid request"
-
-
-# -- Credentials and rights ---------------------------------------------------------
-
-
-async def principal_of(request: HttpRequest) -> Principal:
-    """A bearer token, else the session (only from our own pages: no Origin, or an allowed one)."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        return verify_token(token.strip())
-    origin = request.headers.get("Origin")
-    if origin is not None and not origin_allowed(origin, request.headers.get("Host")):
-        return ANONYMOUS  # a session cookie from a foreign page is not a credential
-    return from_user(await request.auser())
-
-
-def require_csrf(request: HttpRequest, who: Principal) -> None:
-    """A session is a credential for POST only with Django's CSRF token; a token needs none."""
-    if who.via is Via.SESSION and check_csrf(request) is not None:
-        raise Forbidden("CSRF token missing or incorrect")
-
-
-class SenderBuckets:
-    """Per-sender publish buckets of this process, the oldest forgotten past `size` senders."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def take(self, sender_key: str) -> None:
-        bucket = self.buckets.pop(sender_key, None) or TokenBucket(
-            settings.RT_PUBLISH_RATE, settings.RT_PUBLISH_BURST
-        )
-        self.buckets[sender_key] = bucket
-        if len(self.buckets) > self.size:
-            self.buckets.popitem(last=False)
-        bucket.take_or_raise(f"{settings.RT_PUBLISH_RATE:g} publishes per second")
-
-
-publish_buckets = SenderBuckets()
-
-
-def decode_body(request: HttpRequest, decoder: msgspec.json.Decoder[BodyT]) -> BodyT:
-    """The JSON body decoded by `decoder`, refused with 413 before it is read when it says
-    it is too large (Django's own limit would answer 400 in its own shape); a body of the
-    wrong shape is `bad_request`. Other apps' endpoints on this API use it too."""
-    limit = settings.RT_MAX_FRAME
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body over {limit} bytes")
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise TooLarge(f"body over {limit} bytes") from None
-    if len(raw) > limit:
-        raise TooLarge(f"body over {limit} bytes")
-    try:
-        return decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 
 def read_body(request: HttpRequest) -> _PublishBody:
@@ -225,9 +183,66 @@ async def publish_message(request: HttpRequest, stream: StreamPath) -> tuple[int
     if not can_publish(who, name):
         raise Forbidden(f"no right to publish to {name.full}")
     body = read_body(request)
-    publish_buckets.take(who.sender_key)
+    take_publish(who.sender_key, is_backend_publisher(who, name))
     done = await apublish(name.full, body.data, who.sender, id=body.id)
     return (200 if done.duplicate else 201), {"stream": done.stream, "seq": done.seq, "epoch": done.epoch}
+
+
+@api.post(
+    "/messages",
+    response={200: BatchOut, 413: ErrorOut, **ERRORS},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
+    },
+    summary="Publish many messages at once",
+)
+async def publish_batch(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+    """Each item published as a single publish would be, in order, with its own rights,
+    idempotency and rate (a batch of K counts K); a body not of this shape publishes nothing."""
+    who = await principal_of(request)
+    require_csrf(request, who)
+    body = decode_body(request, _batch_decoder, MAX_BATCH_BODY)
+    results: list[dict[str, Any]] = []
+    down: RealtimeError | None = None
+    for item in body.messages:
+        if down is not None:  # Redis is out of reach: the rest would each wait for it
+            results.append(error_object(down))
+            continue
+        try:
+            results.append(await _publish_item(who, item))
+        except Unavailable as exc:
+            down = exc
+            results.append(error_object(exc))
+        except RealtimeError as exc:
+            results.append(error_object(exc))
+    return 200, {"results": results}
+
+
+async def _publish_item(who: Principal, item: _BatchItem) -> dict[str, Any]:
+    name = parse_stream(item.stream)
+    if not can_publish(who, name):
+        raise Forbidden(f"no right to publish to {name.full}")
+    take_publish(who.sender_key, is_backend_publisher(who, name))
+    done = await apublish(name.full, item.data, who.sender, id=item.id)
+    return {"stream": done.stream, "seq": done.seq, "epoch": done.epoch}
+
+
+class OccupancyOut(Schema):
+    stream: str
+    connections: int = Field(..., description="connections subscribed now, on all server processes")
+    users: int = Field(..., description="distinct signed-in users among them")
+
+
+@api.get("/streams/{stream}/occupancy", response={200: OccupancyOut, **ERRORS}, summary="How many are here now")
+async def read_occupancy(request: HttpRequest, stream: StreamPath) -> dict[str, Any]:
+    """Figures may lag the truth by a second or two; the rights are those of reading."""
+    name = parse_stream(stream)
+    who = await principal_of(request)
+    if not can_subscribe(who, name):
+        raise Forbidden(f"no right to read {name.full}")
+    hub = await runtime.current().hub()
+    ((connections, users),) = await hub.occupancy.figures([name.full])
+    return {"stream": name.full, "connections": connections, "users": users}
 
 
 @api.get(
@@ -254,7 +269,7 @@ async def read_messages(
 ) -> dict[str, Any]:
     """With `since`: up to `limit` messages after it, from the archive where the backlog no
     longer has them, or `recovered: false` and none when they are not all kept. With
-    `before`: a page of older messages (docs/protocol-extensions.md). Without either: the
+    `before`: a page of older messages (docs/protocol.md). Without either: the
     last `limit` kept messages."""
     name = parse_stream(stream)
     who = await principal_of(request)
@@ -284,13 +299,33 @@ async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, 
         if not start.recovered and _archive_can_answer(name, since, got.epoch, got.latest):
             return await _read_since_from_archive(name, since, got, limit)
         recovered, frames, latest = start.recovered, start.frames, start.position
+    messages = [message_object(text) for text in frames]
     return {
         "stream": name.full,
         "epoch": got.epoch,
         "seq": latest,
         "recovered": recovered,
-        "messages": [message_object(text) for text in frames],
+        # With `since` the reader pages on forward from the last one; without, back with
+        # `before` from the first one: each keeps the end it pages on from.
+        "messages": within_budget(messages, keep_newest=since is None),
     }
+
+
+def within_budget(messages: list[dict[str, Any]], *, keep_newest: bool) -> list[dict[str, Any]]:
+    """At most RT_HTTP_READ_BYTES of encoded messages, and at least one: a read of
+    `limit=1000` large messages stops there and the caller pages on. `messages` are in
+    the answer's order; `keep_newest` keeps its end, else its start."""
+    budget = settings.RT_HTTP_READ_BYTES
+    ordered = reversed(messages) if keep_newest else iter(messages)
+    kept: list[dict[str, Any]] = []
+    for message in ordered:
+        budget -= len(encode_json(message))
+        if budget < 0 and kept:
+            break
+        kept.append(message)
+    if len(kept) == len(messages):
+        return messages
+    return kept[::-1] if keep_newest else kept
 
 
 def _archive_can_answer(name: StreamName, since: Since, epoch: str, latest: int) -> bool:
@@ -301,14 +336,14 @@ def _archive_can_answer(name: StreamName, since: Since, epoch: str, latest: int)
 async def _read_since_from_archive(name: StreamName, since: Since, got: Range, limit: int) -> dict[str, Any]:
     """Over HTTP only: the part the backlog (`got`, read from `since`) dropped comes from
     the archive; `recovered` only when every message after `since` is there (else none,
-    as PROTOCOL.md wants)."""
+    as docs/protocol.md wants)."""
     found = await continue_from_archive(name.full, since.seq, got, limit)
     return {
         "stream": name.full,
         "epoch": found.epoch,
         "seq": found.latest,
         "recovered": found.recovered,
-        "messages": found.messages if found.recovered else [],
+        "messages": within_budget(found.messages, keep_newest=False) if found.recovered else [],
     }
 
 
@@ -322,5 +357,10 @@ async def _read_before(name: StreamName, before: int, epoch: str | None, limit: 
         "epoch": page.epoch,
         "seq": page.latest,
         "recovered": page.contiguous,
-        "messages": page.messages,
+        "messages": within_budget(page.messages, keep_newest=False),  # newest first: keep the start
     }
+
+
+def add_api_router(prefix: str, router: Any) -> None:
+    """Mount an app's ninja Router under /api/<prefix> (public: the core never imports apps)."""
+    api.add_router(prefix, router)

@@ -1,7 +1,7 @@
 """URLs under `/api/`: the ninja API, and the JSON error shape for what it does not have.
 
 ninja answers a method a path does not have with a plain-text 405, and Django answers an
-unknown path with an HTML 404; PROTOCOL.md "HTTP" wants every error as
+unknown path with an HTML 404; docs/protocol.md "HTTP" wants every error as
 `{"error": {"code", "message"}}`, so both are rewritten here.
 """
 
@@ -17,8 +17,9 @@ from django.urls import URLPattern, include, path, re_path
 from django.views.decorators.common import no_append_slash
 from django.views.decorators.csrf import csrf_exempt
 
-from .api import api, error_response
+from .api import api
 from .errors import NotFound
+from .http import error_response
 
 View = Callable[..., Any]
 

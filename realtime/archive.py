@@ -26,13 +26,11 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from .names import archive_queue
 
@@ -67,19 +65,6 @@ def workers_key(prefix: str) -> str:
 def lease_key(prefix: str, worker_id: str) -> str:
     """A worker's heartbeat: it exists while the worker is alive (TTL: the visibility timeout)."""
     return "{%s}:archive:lease:%s" % (prefix, worker_id)
-
-
-def make_client(url: str, *, block: float = 0.5) -> redis.Redis:
-    """A sync client for a worker: no silent retries, so that a command that may have run
-    before the connection broke surfaces as an error and the worker re-queues what it holds."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=2.0,
-        socket_timeout=block + 5.0,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
 
 
 def digest(entry: str) -> str:
@@ -137,7 +122,8 @@ class BucketDepth:
 
 def read_depths(client: redis.Redis, prefix: str, buckets: int) -> list[BucketDepth]:
     """Queue, processing and dead-letter depths per bucket, in two round trips."""
-    workers = sorted(_text(w) for w in client.smembers(workers_key(prefix)))  # type: ignore[union-attr]
+    # The client decodes replies (realtime.redis_clients); redis-py types them bytes | str.
+    workers = sorted(cast(set[str], client.smembers(workers_key(prefix))))
     pipe = client.pipeline(transaction=False)
     for bucket in range(buckets):
         keys = bucket_keys(prefix, bucket)
@@ -155,7 +141,7 @@ def read_depths(client: redis.Redis, prefix: str, buckets: int) -> list[BucketDe
         age = None
         if oldest is not None:
             try:
-                age = max(0.0, (now_ms - parse_entry(_text(oldest))["ts"]) / 1000)
+                age = max(0.0, (now_ms - parse_entry(oldest)["ts"]) / 1000)
             except (ValueError, KeyError, TypeError):
                 age = None
         depths.append(BucketDepth(bucket, int(queued), int(sum(processing)), int(dead), age))
@@ -299,8 +285,7 @@ class Archiver:
     def recover(self) -> int:
         """Put the entries of workers whose lease expired back on the queues; return how many."""
         moved = 0
-        for raw in self.redis.smembers(workers_key(self.prefix)):  # type: ignore[union-attr]
-            worker = _text(raw)
+        for worker in cast(set[str], self.redis.smembers(workers_key(self.prefix))):
             if worker == self.worker_id or self.redis.exists(lease_key(self.prefix, worker)):
                 continue
             self.redis.srem(workers_key(self.prefix), worker)
@@ -342,7 +327,7 @@ class Archiver:
         raw = self.redis.blmove(keys.queue, self.processing[start], self.block, "RIGHT", "LEFT")  # type: ignore[arg-type]
         if raw is None:
             return []
-        return [Entry(start, _text(raw)), *self._take(start, self.batch_size - 1)]
+        return [Entry(start, cast(str, raw)), *self._take(start, self.batch_size - 1)]
 
     def _take(self, bucket: int, want: int) -> list[Entry]:
         keys, processing = self.buckets[bucket], self.processing[bucket]
@@ -354,7 +339,7 @@ class Archiver:
             for _ in range(n):
                 pipe.lmove(keys.queue, processing, "RIGHT", "LEFT")
             replies = [r for r in pipe.execute() if r is not None]
-            taken.extend(Entry(bucket, _text(r)) for r in replies)
+            taken.extend(Entry(bucket, cast(str, r)) for r in replies)
             if len(replies) < n:
                 break
             chunk = min(chunk * 4, 256)
@@ -418,7 +403,7 @@ class Archiver:
         """Count a failed write; re-queue the entry at the back, or dead-letter it at the limit."""
         keys, processing = self.buckets[entry.bucket], self.processing[entry.bucket]
         field = digest(entry.raw)
-        attempts = int(self.redis.hincrby(keys.attempts, field, 1))  # type: ignore[arg-type]
+        attempts = int(self.redis.hincrby(keys.attempts, field, 1))
         error = f"{exc.__class__.__name__}: {exc}"[:1000]
         pipe = self.redis.pipeline(transaction=True)
         pipe.lrem(processing, -1, entry.raw)
@@ -461,7 +446,3 @@ class Archiver:
             log.warning("database is back after %.1fs", time.monotonic() - self._db_down_since)
             self._db_down_since = None
         self._db_delay = 0.2
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

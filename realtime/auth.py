@@ -1,4 +1,4 @@
-"""Who may do what (PROTOCOL.md "Streams" and "Tokens"): credentials and the rights table.
+"""Who may do what (docs/protocol.md "Streams" and "Tokens"): credentials and the rights table.
 
 Credentials, in the order checked: a token (verified with PyJWT, HS256 only, `exp`
 required), then the Django session, honoured only from an acceptable `Origin` on the
@@ -22,7 +22,7 @@ from django.utils.http import is_same_domain
 
 from .errors import Unauthorized
 from .names import StreamName
-from .publishing import Sender
+from .sender import Sender
 
 
 class Via(enum.Enum):
@@ -132,7 +132,14 @@ def can_subscribe(who: Principal, stream: StreamName) -> bool:
         return True
     if stream.kind == "user":
         return who.user_id == stream.name
+    if stream.kind == "staff":  # operators' figures (realtime/stats.py): staff sessions only
+        return who.is_staff
     return False
+
+
+def is_backend_publisher(who: Principal, stream: StreamName) -> bool:
+    """A `pubs` grant covers the stream: a site's backend, with its own publish rate."""
+    return matches(who.pubs, stream.full)
 
 
 def can_publish(who: Principal, stream: StreamName) -> bool:

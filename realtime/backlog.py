@@ -1,4 +1,4 @@
-"""The Redis list backlog of each stream (DESIGN.md "The hot path", steps 1 and 4).
+"""The Redis list backlog of each stream (docs/architecture.md "The hot path", steps 1 and 4).
 
 Guarantees: `append` is atomic (one Lua script): a message is stored with the next seq
 and the idempotency record and archive entry beside it, or nothing is. Seqs of an epoch
@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .deadline import redis_call
+from .errors import Unavailable
 from .names import stream_keys
 
 _LUA = Path(__file__).with_name("lua")
@@ -46,6 +47,15 @@ class Range:
         return self.first + len(self.frames) - 1
 
 
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A stream's epoch (None: lost), its counter, and the frame stored under one seq."""
+
+    epoch: str | None
+    latest: int
+    frame: str | None
+
+
 def new_epoch() -> str:
     return secrets.token_urlsafe(6)
 
@@ -61,12 +71,25 @@ def frame_text(head: str, seq: int, epoch: str, tail: str) -> str:
 
 class Backlog:
     """Per event loop: the scripts, bound to one async Redis client that decodes replies
-    to str (runtime.make_redis: `decode_responses=True`)."""
+    to str (realtime.redis_clients: `decode_responses=True`)."""
 
     def __init__(
-        self, redis: aioredis.Redis, *, prefix: str, buckets: int, size: int, ttl: int, idempotency_ttl: int
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str,
+        buckets: int,
+        size: int,
+        ttl: int,
+        idempotency_ttl: int,
+        wait_replicas: int = 0,
+        wait_ms: int = 500,
     ) -> None:
         self.redis = redis
+        #: With replicas to wait for, an append counts as stored only once that many
+        #: replicas have it (WAIT on the same connection): a failover cannot take it back.
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
         self.prefix = prefix
         self.buckets = buckets
         self.size = size
@@ -74,6 +97,11 @@ class Backlog:
         self.idempotency_ttl = idempotency_ttl
         self._append = redis.register_script((_LUA / "append.lua").read_text())
         self._read = redis.register_script((_LUA / "read.lua").read_text())
+        self._tail = redis.register_script((_LUA / "tail.lua").read_text())
+        self._new_epoch = redis.register_script((_LUA / "new_epoch.lua").read_text())
+        self._durable = redis.register_script((_LUA / "durable.lua").read_text())
+        #: "1" when reads stop at what replicas are known to hold (read.lua ARGV[6]).
+        self._durable_only = "1" if wait_replicas else "0"
 
     async def append(
         self, stream: str, tail: str, *, sender_key: str, client_id: str | None, archive: bool
@@ -83,10 +111,25 @@ class Backlog:
         idem = f"{keys.idem}{len(sender_key)}:{sender_key}:{client_id}" if client_id is not None else ""
         head = frame_head(stream)
         args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream]
+        script_keys = [keys.meta, keys.log, idem, keys.archive if archive else ""]
         async with redis_call():
-            seq, epoch, dup = await self._append(
-                keys=[keys.meta, keys.log, idem, keys.archive if archive else ""], args=args
-            )
+            if not self.wait_replicas:
+                seq, epoch, dup = await self._append(keys=script_keys, args=args)
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:  # one connection
+                    await self._append(keys=script_keys, args=args, client=pipe)
+                    # A write of this connection's own after the message, even when it was a
+                    # repeat stored by another connection: replication keeps order, so WAIT
+                    # then counts replicas that hold the message itself.
+                    pipe.expire(keys.meta, self.ttl)
+                    pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+                    (seq, epoch, dup), _, copies = await pipe.execute()
+                if int(copies) < self.wait_replicas:
+                    raise Unavailable(
+                        f"stored, but on {copies} of {self.wait_replicas} replicas within {self.wait_ms} ms: "
+                        "retry with the same id"
+                    )
+                await self._durable(keys=[keys.meta], args=[epoch, int(seq)])
         return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
 
     async def read(self, stream: str, first: int = 1, last: int = -1, most: int = 0) -> Range:
@@ -94,13 +137,32 @@ class Backlog:
         from `last`; a trimmed start begins at the oldest frame kept (`Range.first` says)."""
         keys = stream_keys(self.prefix, stream, self.buckets)
         async with redis_call():
-            result = await self._read(keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most])
+            result = await self._read(
+                keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most, self._durable_only]
+            )
         return Range(result[0], int(result[1]), int(result[2]), result[3:])
 
     async def position(self, stream: str) -> tuple[str, int]:
         """(epoch, latest seq), creating the epoch when the stream has none."""
         r = await self.read(stream, first=_BIG)
         return r.epoch, r.latest
+
+    async def tails(self, wanted: list[tuple[str, int]]) -> list[Tail]:
+        """For each (stream, seq): its epoch (None when lost), its counter and the frame
+        stored under seq, in one pipelined round trip; creates nothing."""
+        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+            for stream, seq in wanted:
+                keys = stream_keys(self.prefix, stream, self.buckets)
+                await self._tail(keys=[keys.meta, keys.log], args=[seq, self._durable_only], client=pipe)
+            rows = await pipe.execute()
+        return [Tail(e or None, int(n), f or None) for e, n, f in rows]
+
+    async def replace_epoch(self, stream: str, seen: str) -> str:
+        """Move `stream` to a new epoch if it is still at `seen`; returns its epoch after."""
+        keys = stream_keys(self.prefix, stream, self.buckets)
+        async with redis_call():
+            epoch: str = await self._new_epoch(keys=[keys.meta, keys.log], args=[seen, new_epoch(), self.ttl])
+        return epoch
 
     async def positions(self, streams: list[str]) -> list[tuple[str | None, int]]:
         """(epoch or None, latest seq) of many streams in one pipelined round trip; creates nothing."""

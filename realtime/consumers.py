@@ -1,14 +1,15 @@
-"""StreamConsumer: one WebSocket, many streams (PROTOCOL.md "WebSocket: GET /ws/").
+"""StreamConsumer: one WebSocket, many streams (docs/protocol.md "WebSocket: GET /ws/").
 
 Thin by design: decode a frame, check rights, call the hub or `apublish`, encode the
 reply. Ordering and gap fill live in the hub; the socket's writes go through an
 `Outbox`. The consumer holds no channel-layer channel of its own: the hub's one channel
-per process carries every stream (DESIGN.md "The hot path", step 2).
+per process carries every stream (docs/architecture.md "The hot path", step 2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,13 +21,23 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from . import metrics, runtime
-from .auth import ANONYMOUS, Principal, can_publish, can_subscribe, from_user, origin_allowed, verify_token
-from .errors import BadRequest, Forbidden, RealtimeError, TooLarge, Unauthorized, Unavailable
+from .auth import (
+    ANONYMOUS,
+    Principal,
+    can_publish,
+    can_subscribe,
+    from_user,
+    is_backend_publisher,
+    origin_allowed,
+    verify_token,
+)
+from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized, Unavailable
 from .hub import StreamHub, Subscription
 from .names import parse_stream
+from .occupancy import occupancy_frame
 from .ordering import Start, plan_since
 from .outbox import Outbox
-from .presence import PRESENCE_KINDS, Presence, typing_frame
+from .presence import PRESENCE_KINDS, Presence, members_frame, typing_frame
 from .protocol import (
     PONG,
     CloseCode,
@@ -39,35 +50,38 @@ from .protocol import (
     ack_frame,
     decode_client_frame,
     echo_fields,
-    encode,
     error_frame,
     subscribed_frame,
     unsubscribed_frame,
 )
 from .publishing import apublish
-from .ratelimit import TokenBucket
+from .ratelimit import TYPING, TokenBucket, connection_bucket, take_publish
 
 log = logging.getLogger("realtime.ws")
 
+#: Seconds a client may come back early after `retry_after` (clocks and rounding differ).
+RETRY_GRACE = 0.05
 
-async def authenticate(scope: dict[str, Any]) -> Principal:
-    """Token from the query string, else the session cookie from an acceptable Origin."""
+
+async def authenticate(scope: dict[str, Any]) -> tuple[Principal, str | None]:
+    """Token from the query string, else the session cookie from an acceptable Origin;
+    with the session key when the session signed someone in (its socket follows it)."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if "token" in query:
-        return verify_token(query["token"][0])
+        return verify_token(query["token"][0]), None
     headers = dict(scope.get("headers", []))
     cookie = headers.get(b"cookie")
     if not cookie:
-        return ANONYMOUS
+        return ANONYMOUS, None
     if not origin_allowed(headers.get(b"origin", b"").decode("latin-1"), headers.get(b"host", b"").decode("latin-1")):
-        return ANONYMOUS  # a session cookie from a foreign page is not a credential
+        return ANONYMOUS, None  # a session cookie from a foreign page is not a credential
     from django.http.cookie import parse_cookie
 
     session_key = parse_cookie(cookie.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
     if not session_key:
-        return ANONYMOUS
+        return ANONYMOUS, None
     principal: Principal = await _session_principal(session_key)
-    return principal
+    return principal, session_key if principal.signed_in else None
 
 
 @database_sync_to_async
@@ -79,10 +93,10 @@ def _session_principal(session_key: str) -> Principal:
     class _Request:
         session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
 
-    return from_user(get_user(_Request()))  # type: ignore[arg-type]
+    return from_user(get_user(_Request()))
 
 
-class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
+class StreamConsumer(AsyncConsumer):
     # No channel-layer channel per socket: an alias that is not configured makes
     # Channels skip new_channel() and its receive task (the hub has the only one).
     channel_layer_alias = "realtime.no-layer"
@@ -92,23 +106,37 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
     #: The task that closes the socket, once one was started (kept: the loop holds tasks weakly).
     closing: asyncio.Task[None] | None = None
     who: Principal
+    #: The session this socket signed in with: it is closed when the session's rights change.
+    session_key: str | None = None
     outbox: Outbox
     hub: StreamHub | None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the handler of `message`. An unexpected failure closes with 1011 after the
+        cleanup: escaping to the server instead would drop the socket (1006) without
+        `websocket_disconnect`, and leave its subscriptions, presence and gauges behind."""
         # Channels 4.2+ hops to a thread for aclose_old_connections() on every event;
         # this consumer touches no database on its path, so it skips that hop.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            log.exception("unexpected failure on %s; closing the connection with 1011", message.get("type"))
+            await self.release()
+            with contextlib.suppress(Exception):
+                await self.close(CloseCode.INTERNAL_ERROR)
+            raise StopConsumer() from None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.subs: dict[str, Subscription] = {}
         self.hub = None
         self.connected = False
         try:
-            self.who = await authenticate(self.scope)
+            self.who, self.session_key = await authenticate(self.scope)
         except Unauthorized as exc:
             # Accept, say why, then close: a browser cannot read a refused handshake.
             await self.send({"type": "websocket.accept"})
@@ -121,28 +149,47 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         self.connected = True
         self.rt = runtime.current()
         self.outbox = Outbox(self.base_send, settings.RT_OUTBOX_BYTES, self._too_slow)
-        self.publish_bucket = TokenBucket(settings.RT_PUBLISH_RATE, settings.RT_PUBLISH_BURST)
         limit = settings.RT_BAD_FRAME_LIMIT
         self.abuse_bucket = TokenBucket(limit / 10.0, limit)
-        self.typing_bucket = TokenBucket(2.0, 4)
-        self.presence_bucket = TokenBucket(1.0, 5)  # each query reads the whole member set
+        #: When the client may try again after its last `rate_limited` (monotonic clock).
+        self.retry_not_before = 0.0
+        self.subscribe_bucket = connection_bucket("RT_SUBSCRIBE_RATE", "RT_SUBSCRIBE_BURST")
+        self.presence_bucket = connection_bucket("RT_PRESENCE_QUERY_RATE", "RT_PRESENCE_QUERY_BURST")
         self.conn_id = Presence.new_connection_id()
         self.expiry_timer = self._close_at_token_expiry()
         metrics.CONNECTIONS.inc()
+        if self.session_key is not None:
+            try:
+                (await self._hub()).sessions.add(self)
+            except Unavailable:
+                self.session_key = None  # no hub to follow it: closed, as a guest can be
+                await self.close(CloseCode.SERVICE_RESTART)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self.connected:
-            self.connected = False
-            if self.expiry_timer is not None:
-                self.expiry_timer.cancel()
-            metrics.CONNECTIONS.dec()
-            subs, self.subs = list(self.subs.values()), {}
-            metrics.SUBSCRIPTIONS.dec(len(subs))
-            if self.hub is not None:
-                for sub in subs:
-                    await self.hub.detach(sub)
-                    await self._leave(sub.stream)
+        await self.release()
         raise StopConsumer()
+
+    async def release(self) -> None:
+        """Give back what the connection holds, once, however it ends: its hub
+        subscriptions, its presence leases and the gauges."""
+        if not getattr(self, "connected", False):
+            return
+        self.connected = False
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+        metrics.CONNECTIONS.dec()
+        subs, self.subs = list(self.subs.values()), {}
+        metrics.SUBSCRIPTIONS.dec(len(subs))
+        if self.hub is None:
+            return
+        if self.session_key is not None:
+            self.hub.sessions.discard(self)
+        for sub in subs:
+            try:
+                await self.hub.detach(sub)
+                await self._leave(sub.stream)
+            except Exception as exc:  # go on with the others; a lease left behind expires
+                log.warning("releasing %s failed: %s", sub.stream, exc)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         if not self.connected or self.outbox.closed or self.expired or self.closing is not None:
@@ -185,9 +232,19 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         """Answer a bad request with an `error` frame; a flood of them closes with 4508."""
         metrics.ERRORS.labels(exc.code).inc()
         self.outbox.push(error_frame(exc, id=id, stream=stream))
-        if self.abuse_bucket.take() > 0:
+        if self._counts_as_abuse(exc) and self.abuse_bucket.take() > 0:
             log.info("closing a connection for abuse (too many bad frames)")
             self.closing = asyncio.get_running_loop().create_task(self.close(CloseCode.ABUSE))
+
+    def _counts_as_abuse(self, exc: RealtimeError) -> bool:
+        """Every bad frame counts, but a `rate_limited` answer only when the client did not
+        wait the `retry_after` it was given before: one that waits is never closed."""
+        if not isinstance(exc, RateLimited):
+            return True
+        now = time.monotonic()
+        waited = now >= self.retry_not_before
+        self.retry_not_before = now + exc.retry_after - RETRY_GRACE
+        return not waited
 
     async def close(self, code: int, timeout: float | None = 5.0) -> None:
         try:
@@ -203,7 +260,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
                 await self.close(CloseCode.ABUSE if code == CloseCode.UNSUPPORTED_DATA else CloseCode.NORMAL, timeout)
 
     def _close_at_token_expiry(self) -> asyncio.TimerHandle | None:
-        """Extension (docs/protocol-extensions.md): a token stops reading when its `exp` passes,
+        """Extension (docs/protocol.md): a token stops reading when its `exp` passes,
         so a page cannot keep a feed open for hours on a token minted for minutes."""
         exp = self.who.expires_at
         if exp is None:
@@ -227,6 +284,17 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
 
         self.closing = asyncio.get_running_loop().create_task(close_after_error())
 
+    def credentials_changed(self) -> None:
+        """The session signed out, or its user's rights changed: nothing more is read or
+        delivered, and the socket is closed so that the client reconnects with its new rights."""
+        if not self.connected or self.outbox.closed or self.closing is not None:
+            return
+        self.expired = True
+        for sub in self.subs.values():
+            sub.live = False
+        log.info("closing a session socket whose rights changed (logout, or the user was changed)")
+        self.closing = asyncio.get_running_loop().create_task(self.close(CloseCode.SIGNED_OUT))
+
     def _too_slow(self) -> None:
         metrics.SLOW_CLOSED.inc()
         log.info("closing a connection that fell behind (%d bytes queued)", settings.RT_OUTBOX_BYTES)
@@ -249,7 +317,7 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
         name = parse_stream(frame.stream)
         if not can_publish(self.who, name):
             raise Forbidden(f"you may not publish to {name.full}")
-        self.publish_bucket.take_or_raise(f"{settings.RT_PUBLISH_RATE:g} publishes per second")
+        take_publish(self.who.sender_key, is_backend_publisher(self.who, name))
         done = await apublish(name.full, frame.data, self.who.sender, frame.id)
         self.outbox.push(ack_frame(frame.id, done.stream, done.seq, done.epoch))
 
@@ -259,12 +327,13 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             raise BadRequest("use either 'history' or 'since', not both")
         if name.full in self.subs:
             raise BadRequest(f"already subscribed to {name.full}")
+        self.subscribe_bucket.take_or_raise(f"{settings.RT_SUBSCRIBE_RATE:g} subscribes per second")
         if len(self.subs) >= settings.RT_MAX_STREAMS:
             raise BadRequest(f"at most {settings.RT_MAX_STREAMS} streams per connection")
         if not can_subscribe(self.who, name):
             raise Forbidden(f"you may not subscribe to {name.full}")
         hub = await self._hub()
-        sub = Subscription(name.full, self.outbox.push_event)
+        sub = Subscription(name.full, self.outbox.push_event, occupancy=frame.occupancy)
         self.subs[name.full] = sub
         try:
             # Register first, then read the backlog, then go live: a message published
@@ -299,11 +368,16 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             push(subscribed_frame(name.full, state.epoch, state.last, False))
         sub.live = True
         metrics.SUBSCRIPTIONS.inc()
-        if name.kind in PRESENCE_KINDS and self.who.signed_in:
+        if self.who.signed_in:  # every kind: distinct users count for occupancy
             try:
                 await hub.presence.join(name.full, self._user(), self.conn_id)
             except RealtimeError as exc:
                 log.info("presence join of %s failed: %s", name.full, exc)
+        if frame.occupancy:
+            try:
+                push(occupancy_frame(name.full, *await hub.occupancy_now(name.full)))
+            except RealtimeError as exc:  # the next change sends the figures
+                log.info("occupancy of %s not read: %s", name.full, exc)
         metrics.REPLAYED.inc(len(start.frames) + len(more))
         if not start.recovered or hole:
             metrics.RECOVERIES_REFUSED.inc()
@@ -317,13 +391,13 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
             await self._leave(name.full)
         self.outbox.push(unsubscribed_frame(name.full))
 
-    # --- presence and typing (extensions: docs/protocol-extensions.md) -----------------------
+    # --- presence and typing (extensions: docs/protocol.md) -----------------------
 
     def _user(self) -> dict[str, str]:
         return {"id": self.who.user_id or "", "name": self.who.name or ""}
 
     async def _leave(self, stream: str) -> None:
-        if self.hub is not None and self.who.signed_in and parse_stream(stream).kind in PRESENCE_KINDS:
+        if self.hub is not None and self.who.signed_in:
             await self.hub.presence.leave(stream, self._user(), self.conn_id)
 
     def _presence_stream(self, stream: str) -> str:
@@ -336,14 +410,13 @@ class StreamConsumer(AsyncConsumer):  # type: ignore[misc]
 
     async def on_presence(self, frame: PresenceQuery) -> None:
         stream = self._presence_stream(frame.stream)
-        self.presence_bucket.take_or_raise("1 presence query per second")
-        members = await (await self._hub()).presence.members(stream)
-        self.outbox.push(encode({"type": "presence", "stream": stream, "members": members}))
+        self.presence_bucket.take_or_raise(f"{settings.RT_PRESENCE_QUERY_RATE:g} presence queries per second")
+        self.outbox.push(members_frame(stream, *await (await self._hub()).presence.members(stream)))
 
     async def on_typing(self, frame: Typing) -> None:
         stream = self._presence_stream(frame.stream)
         if not self.who.signed_in:
             raise Forbidden("sign in to type")
-        if self.typing_bucket.take() > 0:
+        if TYPING.take(self.who.sender_key) > 0:
             return  # typing is best effort: excess signals are dropped, not refused
         await (await self._hub()).presence.announce(stream, typing_frame(stream, self._user()))

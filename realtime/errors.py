@@ -1,4 +1,4 @@
-"""The error hierarchy, one class per `error` code of PROTOCOL.md ("Server to client").
+"""The error hierarchy, one class per `error` code of docs/protocol.md ("Server to client").
 
     RealtimeError (code, message)
     ├── BadRequest      bad_request   400

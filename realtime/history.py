@@ -6,11 +6,12 @@ the database is then asked only for seqs below that one. A message pushed out of
 backlog between the two reads was returned from the backlog already, so a page has no
 duplicate, and no hole as long as the archiver has caught up with what the backlog
 dropped (a message trimmed but still queued is missing until it is archived).
-Messages are PROTOCOL.md `message` objects without "type".
+Messages are docs/protocol.md `message` objects without "type".
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import msgspec
 
 from . import runtime
 from .backlog import Range
+from .limits import MAX_DEPTH, object_depth, too_deep
 from .models import ArchivedMessage
 from .names import parse_stream
 
@@ -26,7 +28,7 @@ Message = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SinceResult:
-    """Messages after a position, oldest first; `recovered` as in PROTOCOL.md."""
+    """Messages after a position, oldest first; `recovered` as in docs/protocol.md."""
 
     epoch: str
     latest: int
@@ -35,12 +37,36 @@ class SinceResult:
 
 
 _frame_decoder = msgspec.json.Decoder(dict[str, Any])
+_sender_decoder = msgspec.json.Decoder(dict[str, str] | None)
+# append.lua writes the head, and message_tail the ts first and the sender last.
+_HEAD = re.compile(r'\{"type":"message","stream":"([^"]*)","seq":(\d+),"epoch":"([^"]*)","ts":(\d+)')
+_SENDER = re.compile(r',"sender":(null|\{.*\})\}\Z', re.DOTALL)
+
+
+def unreadable(message: Message, why: str) -> Message:
+    """The entry served for a stored message that cannot be sent as it is (too deep: it was
+    written before the depth limit): its position kept, `data` saying why."""
+    return {**message, "data": {"unreadable": why}}
 
 
 def message_object(frame: str) -> Message:
     """A stored `message` frame as an HTTP message object: the same fields, without `type`."""
+    if too_deep(frame, MAX_DEPTH + 1):  # the frame itself is one level
+        head, tail = _HEAD.match(frame), _SENDER.search(frame)
+        stream, seq, epoch, ts = head.groups() if head else ("", "0", "", "0")
+        sender = _sender_decoder.decode(tail.group(1)) if tail else None
+        position = {"stream": stream, "seq": int(seq), "epoch": epoch, "ts": int(ts), "sender": sender}
+        return unreadable(position, f"data nested more than {MAX_DEPTH} levels deep")
     message = _frame_decoder.decode(frame)
     message.pop("type", None)
+    return message
+
+
+def archived_message(row: ArchivedMessage) -> Message:
+    """An archived row as an HTTP message object, or an `unreadable` entry for a too deep one."""
+    message = row.as_message()
+    if object_depth(message["data"]) > MAX_DEPTH:
+        return unreadable(message, f"data nested more than {MAX_DEPTH} levels deep")
     return message
 
 
@@ -50,7 +76,7 @@ async def _archived(stream: str, epoch: str, low: int, high: int, limit: int, *,
         return []
     rows = ArchivedMessage.objects.filter(stream=stream, epoch=epoch, seq__gte=low, seq__lt=high)
     rows = rows.order_by("-seq" if newest_first else "seq")[:limit]
-    return [row.as_message() async for row in rows]
+    return [archived_message(row) async for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,28 +141,12 @@ def _contiguous_down(messages: list[Message], top: int) -> bool:
     return all(m["seq"] == top - 1 - i for i, m in enumerate(messages))
 
 
-async def since_from_archive(stream: str, since_seq: int, epoch: str, limit: int) -> SinceResult:
-    """Up to `limit` messages after (`epoch`, `since_seq`), oldest first: from the archive
-    for the part the backlog has dropped, then from the backlog.
-
-    `recovered` is true when the epoch is the current one and the messages follow
-    `since_seq` without a hole; otherwise the caller answers `recovered: false` as before
-    (an older epoch has no continuation in the current one).
-    """
-    name = parse_stream(stream).full
-    limit = max(0, limit)
-    backlog = runtime.current().backlog
-    found = await backlog.read(name, first=since_seq + 1, last=since_seq + max(limit, 1))
-    if epoch != found.epoch:
-        return SinceResult(found.epoch, found.latest, False, [])
-    if limit == 0 or since_seq >= found.latest:
-        return SinceResult(found.epoch, found.latest, True, [])
-    return await continue_from_archive(name, since_seq, found, limit)
-
-
 async def continue_from_archive(stream: str, since_seq: int, found: Range, limit: int) -> SinceResult:
-    """`since_from_archive` once the backlog was read from `since_seq + 1` (at most `limit`):
-    `found` is of the wanted epoch and `since_seq` below its latest, as the caller checked."""
+    """Up to `limit` messages after `since_seq`, oldest first: from the archive for the part
+    the backlog has dropped, then from the backlog, once the backlog was read from
+    `since_seq + 1` (at most `limit`). `found` is of the wanted epoch and `since_seq` below
+    its latest, as the caller checked; `recovered` is true when the messages follow
+    `since_seq` without a hole."""
     archived = await _archived(stream, found.epoch, since_seq + 1, found.first, limit, newest_first=False)
     messages = (archived + [message_object(frame) for frame in found.frames])[:limit]
     expected = range(since_seq + 1, since_seq + 1 + len(messages))

@@ -1,6 +1,6 @@
 """StreamHub: one per process (event loop); ordering, gap fill and local fan-out once per stream.
 
-DESIGN.md "The hot path", step 2. The first local subscriber of a stream makes the hub
+docs/architecture.md "The hot path", step 2. The first local subscriber of a stream makes the hub
 join that stream's channel-layer group with the hub's one channel; the last one leaving
 makes it leave. Pub/sub delivers each message once per process and at most once, so the
 hub keeps each stream's position (epoch, last seq passed on) and:
@@ -27,15 +27,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import metrics
-from .backlog import Backlog, Range
+from . import envelope, metrics
+from .backlog import Backlog, Range, Tail
 from .deadline import redis_call
 from .errors import RealtimeError, Unavailable
 from .names import parse_stream
+from .occupancy import Occupancy, occupancy_frame
 from .ordering import Arrival, classify, plan_fill
 from .outbox import SendEvent, send_event
 from .presence import Presence
 from .protocol import subscribed_frame
+from .sessions import CONTROL_GROUP, SessionWatch
+from .stats import StatsReporter
 
 log = logging.getLogger("realtime.hub")
 
@@ -43,25 +46,36 @@ log = logging.getLogger("realtime.hub")
 class Subscription:
     """One connection's subscription to one stream. `push` hands a send event to its socket."""
 
-    __slots__ = ("stream", "push", "position", "live")
+    __slots__ = ("stream", "push", "position", "live", "occupancy")
 
-    def __init__(self, stream: str, push: Callable[[SendEvent], None]) -> None:
+    def __init__(self, stream: str, push: Callable[[SendEvent], None], *, occupancy: bool = False) -> None:
         self.stream = stream
         self.push = push
         self.position = 0
         self.live = False
+        #: Whether it asked for `occupancy` frames (docs/protocol.md 1.1, "Occupancy").
+        self.occupancy = occupancy
 
 
 class StreamState:
-    __slots__ = ("name", "group", "epoch", "last", "members", "ready")
+    __slots__ = ("name", "group", "epoch", "last", "tail", "members", "ready", "figures", "watchers", "delivered")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.group = parse_stream(name).group
         self.epoch = ""
         self.last = 0
+        #: hash() of the frame passed on as `last` (None: not known): the position check
+        #: compares it with what Redis holds under that seq, to see a rewritten tail.
+        self.tail: int | None = None
         self.members: set[Subscription] = set()
         self.ready = asyncio.get_running_loop().create_future()
+        #: The occupancy figures last sent to this stream's occupancy subscribers.
+        self.figures: tuple[int, int] | None = None
+        #: How many of `members` asked for occupancy frames.
+        self.watchers = 0
+        #: Frames handed to local sockets, ever (the stats page's busiest streams).
+        self.delivered = 0
 
     def push_live(self, text: str, position: int | None = None, *, newer_only: bool = False) -> int:
         """Hand `text` (one event, shared) to every live local subscriber and return how
@@ -78,15 +92,29 @@ class StreamState:
             count += 1
         return count
 
+    def push_occupancy(self, figures: tuple[int, int]) -> None:
+        """Send changed figures to the live subscribers that asked for them."""
+        if figures == self.figures:
+            return
+        self.figures = figures
+        event = send_event(occupancy_frame(self.name, *figures))
+        for sub in self.members:
+            if sub.live and sub.occupancy:
+                sub.push(event)
+
     def pass_on(self, seq: int, text: str) -> None:
         """Hand one in-order frame to every live local subscriber."""
         self.last = seq
-        metrics.DELIVERED.inc(self.push_live(text, seq, newer_only=True))
+        self.tail = hash(text)
+        count = self.push_live(text, seq, newer_only=True)
+        self.delivered += count
+        metrics.DELIVERED.inc(count)
 
     def announce_hole(self, epoch: str, upto: int) -> None:
         """Tell live subscribers the messages up to `upto` of `epoch` are gone."""
         self.epoch = epoch
         self.last = upto
+        self.tail = None
         told = self.push_live(subscribed_frame(self.name, epoch, upto, False), upto)
         metrics.RECOVERIES_REFUSED.inc(told)
 
@@ -94,7 +122,17 @@ class StreamState:
 class StreamHub:
     """Owned by one event loop; start() once, stop() on shutdown."""
 
-    def __init__(self, layer: Any, backlog: Backlog, *, check_interval: float, presence_ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        backlog: Backlog,
+        *,
+        check_interval: float,
+        presence_ttl: float = 30.0,
+        session_recheck: float = 60.0,
+        presence_interval: float = 1.0,
+        presence_max_members: int = 100,
+    ) -> None:
         self.layer = layer
         self.backlog = backlog
         self.check_interval = check_interval
@@ -105,9 +143,17 @@ class StreamHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._redis_ok = True
+        #: Probes sent to the hub's own channel, and the newest one that came back.
+        self._probe_sent = 0
+        self._probe_back = 0
+        lease = max(presence_ttl, 3 * check_interval)
         self.presence = Presence(
-            backlog.redis, layer, prefix=backlog.prefix, buckets=backlog.buckets, ttl=max(presence_ttl, 3 * check_interval)
+            backlog.redis, layer, prefix=backlog.prefix, buckets=backlog.buckets, ttl=lease, max_members=presence_max_members
         )
+        self.occupancy = Occupancy(backlog.redis, prefix=backlog.prefix, buckets=backlog.buckets, ttl=lease)
+        self.presence_interval = presence_interval
+        self.stats = StatsReporter(self)
+        self.sessions = SessionWatch(session_recheck)
 
     async def start(self) -> None:
         """Idempotent; concurrent callers (the first subscribers of a fresh process) all
@@ -118,8 +164,16 @@ class StreamHub:
             if self._started:
                 return
             self.channel = await self.layer.new_channel(prefix="hub.")
+            async with redis_call():
+                await self.layer.group_add(CONTROL_GROUP, self.channel)
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._check_loop())]
+            self._tasks = [
+                loop.create_task(self._receive_loop()),
+                loop.create_task(self._check_loop()),
+                loop.create_task(self.sessions.run()),
+                loop.create_task(self._every_interval()),
+                loop.create_task(self.stats.run()),
+            ]
             self._started = True
 
     async def stop(self) -> None:
@@ -156,6 +210,7 @@ class StreamHub:
         elif not await asyncio.shield(state.ready):
             raise Unavailable("Redis cannot be reached")
         state.members.add(sub)
+        state.watchers += sub.occupancy
         return state
 
     async def detach(self, sub: Subscription) -> None:
@@ -164,6 +219,7 @@ class StreamHub:
         if state is None or sub not in state.members:
             return
         state.members.discard(sub)
+        state.watchers -= sub.occupancy
         if state.members:
             return
         del self.streams[sub.stream]
@@ -192,10 +248,15 @@ class StreamHub:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                if "n" not in message:
-                    self._on_ephemeral(message["s"], message["t"])
-                    continue
-                await self._on_message(message["s"], message["e"], int(message["n"]), message["t"])
+                event = envelope.read(message)
+                if isinstance(event, envelope.Message):
+                    await self._on_message(event.stream, event.epoch, event.seq, event.text)
+                elif isinstance(event, envelope.Ephemeral):
+                    self._on_ephemeral(event.stream, event.text)
+                elif isinstance(event, envelope.Probe):
+                    self._probe_back = max(self._probe_back, event.number)
+                elif event is not None:
+                    await self.sessions.on_control(event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -219,6 +280,54 @@ class StreamHub:
             state.pass_on(seq, text)
         elif arrival is Arrival.AHEAD:
             await self._catch_up(state, seq)
+
+    async def _check_subscription(self) -> None:
+        """Pub/sub liveness: each check sends a probe to the hub's own channel. A probe
+        that has not come back by the next check means the layer's subscription went silent
+        (cut while its TCP stays up, a paused proxy): its connection is dropped, so that
+        redis-py reconnects and subscribes again, and this check's catch-up fills the gap."""
+        if self._probe_sent > self._probe_back:
+            log.warning("the channel layer's subscription went silent; reconnecting it")
+            metrics.SUBSCRIPTIONS_REPAIRED.inc()
+            await self._reconnect_layer()
+            self._probe_back = self._probe_sent
+        self._probe_sent += 1
+        try:
+            async with redis_call():
+                await self.layer.send(self.channel, envelope.probe(self._probe_sent))
+        except Exception as exc:
+            log.warning("probe of the channel layer failed: %s", exc)
+            self._probe_back = self._probe_sent  # not a silent subscription: a failed send
+
+    async def _reconnect_layer(self) -> None:
+        """Drop the pub/sub connections of the layer (channels_redis keeps them in its
+        shards' redis-py PubSub objects, which re-subscribe when they reconnect)."""
+        for shard in getattr(self.layer, "_shards", ()):
+            pubsub = getattr(shard, "_pubsub", None)
+            connection = getattr(pubsub, "connection", None)
+            if connection is not None:
+                await connection.disconnect()
+
+    @staticmethod
+    def _tail_lost(last: int, digest: int | None, tail: Tail) -> bool:
+        """Redis no longer has what this process had passed on (to `last`, whose frame's
+        hash is `digest`) under this epoch: the counter went back, or another message sits
+        under `last` (a failover to a replica that lagged, a restart that lost the end of
+        its append-only file)."""
+        if tail.latest < last:
+            return True
+        return digest is not None and tail.frame is not None and hash(tail.frame) != digest
+
+    async def _replace_epoch(self, state: StreamState) -> None:
+        """Move the stream to a new epoch, so that no seq of the old one names two
+        messages, and tell subscribers `recovered: false` (by the catch-up that follows)."""
+        log.warning(
+            "%s: the tail after seq %d of epoch %s was lost in Redis; moving to a new epoch",
+            state.name, state.last, state.epoch,
+        )
+        metrics.TAILS_LOST.inc()
+        await self.backlog.replace_epoch(state.name, state.epoch)
+        await self._catch_up(state, None)
 
     async def _catch_up(self, state: StreamState, upto: int | None) -> None:
         """Read what the hub has not passed on (to `upto`, or to the latest) and pass it on."""
@@ -264,8 +373,10 @@ class StreamHub:
         if not states:
             return
         names = [s.name for s in states]
+        # What each stream had passed on when asked: more may pass on during the round trip.
+        seen = [(s.last, s.tail) for s in states]
         try:
-            rows = await self.backlog.positions(names)
+            rows = await self.backlog.tails([(s.name, last) for s, (last, _) in zip(states, seen, strict=True)])
         except Unavailable:
             if self._redis_ok:
                 log.warning("Redis lost: the hub will catch up when it is back")
@@ -276,15 +387,53 @@ class StreamHub:
             log.warning("Redis is back: catching up on %d streams", len(states))
             self._redis_ok = True
         metrics.REDIS_UP.set(1)
-        for state, (epoch, latest) in zip(states, rows, strict=True):
-            if epoch is None:
+        await self._check_subscription()
+        for state, (last, digest), tail in zip(states, seen, rows, strict=True):
+            if tail.epoch is None:
                 continue  # lost or expired: the next publish starts a new epoch
-            if epoch != state.epoch or latest > state.last:
+            if tail.epoch == state.epoch and self._tail_lost(last, digest, tail):
+                await self._replace_epoch(state)
+            elif tail.epoch != state.epoch or tail.latest > state.last:
                 await self._catch_up(state, None)
         try:
             await self.presence.renew_and_sweep(names)
+            await self.occupancy.write(self.local_counts(), renew=True)
         except Exception as exc:
-            log.warning("presence renewal failed: %s", exc)
+            log.warning("presence or occupancy renewal failed: %s", exc)
+
+    # --- presence changes and occupancy, at most once per interval ---------------------
+
+    def local_counts(self) -> dict[str, int]:
+        """This process's connections per followed stream."""
+        return {name: len(state.members) for name, state in self.streams.items()}
+
+    async def _every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence_interval)
+            try:
+                await self.presence.flush()
+                await self.occupancy.write(self.local_counts())
+                await self._push_occupancy()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("presence or occupancy update failed: %s", exc)
+
+    async def _push_occupancy(self) -> None:
+        watched = [s for s in self.streams.values() if s.ready.done() and s.watchers]
+        if not watched:
+            return
+        for state, figures in zip(watched, await self.occupancy.figures([s.name for s in watched]), strict=True):
+            state.push_occupancy(figures)
+
+    async def occupancy_now(self, stream: str) -> tuple[int, int]:
+        """A stream's figures now, this process's own count written first (a new
+        subscriber's first `occupancy` frame counts itself)."""
+        state = self.streams.get(stream)
+        if state is not None:
+            await self.occupancy.write({**self.occupancy.written, stream: len(state.members)})
+        (figures,) = await self.occupancy.figures([stream])
+        return figures
 
     # --- subscribing --------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ REPLAYED = Counter("rt_messages_replayed_total", "Messages sent from the backlog
 HOLES_FILLED = Counter("rt_holes_filled_total", "Messages the hub read from the backlog to fill a hole")
 RECOVERIES_REFUSED = Counter("rt_recoveries_refused_total", "Subscriptions answered recovered=false")
 ERRORS = Counter("rt_errors_total", "Error frames and responses sent", ["code"])
+SUBSCRIPTIONS_REPAIRED = Counter("rt_layer_subscriptions_repaired_total", "Silent pub/sub subscriptions reconnected")
+TAILS_LOST = Counter("rt_tails_lost_total", "Streams moved to a new epoch because Redis lost their tail")
 SLOW_CLOSED = Counter("rt_slow_consumers_closed_total", "Connections closed for falling behind")
 PUBLISH_LATENCY = Histogram(
     "rt_publish_seconds",
@@ -52,13 +54,14 @@ class ArchiveDepthCollector:
 
     def _redis(self) -> Any:
         """The scrape client, made again only if REDIS_URL changed (tests switch servers)."""
-        import redis
         from django.conf import settings
+
+        from .redis_clients import sync_client
 
         if self._client is None or self._url != settings.REDIS_URL:
             if self._client is not None:
                 self._client.close()
-            self._client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._client = sync_client(timeout=0.5)
             self._url = settings.REDIS_URL
         return self._client
 
@@ -82,4 +85,4 @@ class ArchiveDepthCollector:
 
 
 ARCHIVE_DEPTHS = ArchiveDepthCollector()
-REGISTRY.register(ARCHIVE_DEPTHS)  # type: ignore[arg-type]
+REGISTRY.register(ARCHIVE_DEPTHS)

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 
-class ArchivedMessage(models.Model):  # type: ignore[misc]
+class ArchivedMessage(models.Model):
     stream = models.CharField(max_length=80)
     epoch = models.CharField(max_length=32)
     seq = models.BigIntegerField()
@@ -36,7 +36,7 @@ class ArchivedMessage(models.Model):  # type: ignore[misc]
         return f"{self.stream} {self.epoch}#{self.seq}"
 
     def as_message(self) -> dict[str, Any]:
-        """The `message` object of PROTOCOL.md, without "type"."""
+        """The `message` object of docs/protocol.md, without "type"."""
         sender = None if self.sender_id is None else {"id": self.sender_id, "name": self.sender_name}
         return {
             "stream": self.stream,

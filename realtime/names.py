@@ -1,7 +1,7 @@
-"""Stream names: validation, channel-layer group names and Redis keys (PROTOCOL.md "Streams").
+"""Stream names: validation, channel-layer group names and Redis keys (docs/protocol.md "Streams").
 
 A name is `KIND:NAME`. Every Redis key of a stream carries its bucket's hash tag
-(`{prefix:7}`, DESIGN.md "Redis keys") so that one Lua script only touches keys of one
+(`{prefix:7}`, docs/architecture.md "Redis keys") so that one Lua script only touches keys of one
 Redis Cluster slot. The bucket count must never change once data exists.
 """
 
@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from .errors import BadRequest
 
-KINDS = ("room", "live", "user")
-#: The NAME part of a stream name (PROTOCOL.md "Streams"); URL routes and models reuse it.
+KINDS = ("room", "live", "user", "staff")
+#: The NAME part of a stream name (docs/protocol.md "Streams"); URL routes and models reuse it.
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -63,7 +63,10 @@ class StreamKeys:
     log: str  # list: encoded `message` frames, newest first, capped
     idem: str  # prefix of the idempotency keys: idem + sender + ":" + id
     archive: str  # the bucket's archive queue
-    presence: str  # sorted set: who is here (room streams), scored by lease expiry
+    presence: str  # sorted set: leases of signed-in connections, scored by expiry
+    present_users: str  # hash: "user id \t name" -> that user's live connections
+    presence_version: str  # counter of membership changes
+    occupancy: str  # hash: process id -> "connections:expiry ms" of that process
 
 
 def _tag(prefix: str, bucket: int) -> str:
@@ -80,6 +83,9 @@ def stream_keys(prefix: str, stream: str, buckets: int) -> StreamKeys:
         idem=f"{tag}:idem:{stream}:",
         archive=archive_queue(prefix, bucket),
         presence=f"{tag}:presence:{stream}",
+        present_users=f"{tag}:present:{stream}",
+        presence_version=f"{tag}:pver:{stream}",
+        occupancy=f"{tag}:occ:{stream}",
     )
 
 

@@ -1,4 +1,4 @@
-"""The ordering rules of the delivery promise, as pure functions (PROTOCOL.md "The delivery promise").
+"""The ordering rules of the delivery promise, as pure functions (docs/protocol.md "The delivery promise").
 
 Kept free of I/O so that they can be tested exhaustively: given a position and what
 arrived (live, or read from the backlog), they say what to send and whether a hole is

@@ -1,4 +1,4 @@
-"""Hand frames to one socket in order, without a task per frame (DESIGN.md "Known traps").
+"""Hand frames to one socket in order, without a task per frame (docs/architecture.md "Known traps").
 
 Under uvicorn, `send` completes without suspending while the socket is writable, so
 `push` steps the send coroutine once by hand (Python 3.11 has no eager tasks). Only when
@@ -67,10 +67,6 @@ class Outbox:
         self._writer: asyncio.Task[None] | None = None
         self._on_overflow = on_overflow
         self.closed = False
-
-    @property
-    def queued_bytes(self) -> int:
-        return self._queued
 
     def push(self, text: str) -> None:
         self.push_event(send_event(text))

@@ -1,6 +1,6 @@
-"""Frames in and out (PROTOCOL.md "WebSocket"): decode and validate in one call, encode once.
+"""Frames in and out (docs/protocol.md "WebSocket"): decode and validate in one call, encode once.
 
-Client frames are a msgspec tagged union on `type`; fields that PROTOCOL.md does not name
+Client frames are a msgspec tagged union on `type`; fields that docs/protocol.md does not name
 are ignored. A publish's `data` is kept as raw JSON (`msgspec.Raw`) so that it is copied
 into the outgoing `message` frame without being decoded and encoded again.
 """
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .errors import BadRequest, RealtimeError
+from .limits import MAX_DEPTH
 
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
@@ -26,6 +27,7 @@ class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True):
     stream: str
     history: Seq | None = None
     since: Since | None = None
+    occupancy: bool = False  # 1.1: also send `occupancy` frames
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type", frozen=True):
@@ -70,6 +72,8 @@ def decode_client_frame(text: str) -> ClientFrame:
         raise BadRequest(_explain(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"nested too deep: data may nest at most {MAX_DEPTH} levels") from None
 
 
 def _explain(detail: str) -> str:
@@ -86,7 +90,7 @@ def echo_fields(text: str) -> dict[str, str]:
     """`id` and `stream` of a frame that failed to decode, to echo them in the error."""
     try:
         raw = _loose.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return {}
     if not isinstance(raw, dict):
         return {}
@@ -130,7 +134,7 @@ PONG = encode({"type": "pong"})
 
 
 class CloseCode:
-    """WebSocket close codes (PROTOCOL.md "Close codes").
+    """WebSocket close codes (docs/protocol.md "Close codes").
 
     1000-1015 are RFC 6455's. 4000-4499: reconnect with backoff and recover with `since`.
     4500-4999: reconnecting the same way fails again.
@@ -142,5 +146,6 @@ class CloseCode:
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TOO_SLOW = 4000  # fell too far behind to be buffered: reconnect and recover
+    SIGNED_OUT = 4003  # the session's rights changed (logout, user removed): reconnect with the new ones
     BAD_TOKEN = 4501  # token malformed, badly signed or expired
     ABUSE = 4508  # a flood of bad frames, a frame far over the limit

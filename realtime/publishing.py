@@ -22,12 +22,16 @@ from typing import Any, TypeVar
 import msgspec
 from django.conf import settings
 
-from . import metrics, runtime
+from . import envelope, metrics, runtime
 from .backlog import Appended
 from .deadline import redis_call
 from .errors import BadRequest, TooLarge
+from .limits import MAX_DEPTH, too_deep
 from .names import StreamName, parse_stream
 from .protocol import encode_json
+from .sender import SERVER, Sender
+
+__all__ = ["SERVER", "Published", "Sender", "apublish", "message_tail", "publish"]
 
 log = logging.getLogger("realtime.publish")
 T = TypeVar("T")
@@ -40,24 +44,6 @@ MAX_PENDING_FAN_OUTS = 256
 
 
 @dataclass(frozen=True, slots=True)
-class Sender:
-    """Who publishes: `public` goes into the frame, `key` scopes idempotency ids."""
-
-    key: str
-    id: str | None = None
-    name: str | None = None
-
-    @property
-    def public(self) -> dict[str, str] | None:
-        if self.id is None:
-            return None
-        return {"id": self.id, "name": self.name or ""}
-
-
-SERVER = Sender(key="server")
-
-
-@dataclass(frozen=True, slots=True)
 class Published:
     stream: str
     epoch: str
@@ -67,11 +53,16 @@ class Published:
 
 def message_tail(data: Any, sender: Sender, ts_ms: int) -> str:
     """Everything of a `message` frame after its epoch, encoded once; BadRequest for
-    `data` that is not JSON (a Python caller's object, set or non-string dict key)."""
+    `data` that is not JSON (a Python caller's object, set or non-string dict key) or
+    that nests deeper than docs/protocol.md 1.1 allows."""
     try:
         raw = data if isinstance(data, msgspec.Raw) else msgspec.Raw(encode_json(data))
     except (TypeError, msgspec.EncodeError) as exc:
         raise BadRequest(f"data is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"data nested more than {MAX_DEPTH} levels deep") from None
+    if too_deep(bytes(raw)):
+        raise BadRequest(f"data nested more than {MAX_DEPTH} levels deep")
     body = encode_json({"ts": ts_ms, "data": raw, "sender": sender.public})
     if len(body) > settings.RT_MAX_FRAME:
         raise TooLarge(f"message over {settings.RT_MAX_FRAME} bytes")
@@ -93,7 +84,7 @@ async def _fan_out(name: StreamName, stored: Appended) -> None:
     try:
         async with redis_call():
             await runtime.current().layer.group_send(
-                name.group, {"type": "rt.msg", "s": name.full, "n": stored.seq, "e": stored.epoch, "t": stored.text}
+                name.group, envelope.message(name.full, stored.epoch, stored.seq, stored.text)
             )
     except Exception as exc:  # stored already: the hubs' position check delivers it
         log.warning("fan-out of %s seq %d failed (%s); position checks will deliver it", name.full, stored.seq, exc)
@@ -138,11 +129,13 @@ class _LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._fan_outs: asyncio.Queue[tuple[StreamName, Appended]] | None = None
+        #: The task that sends the queued fan-outs (kept: the loop holds tasks weakly).
+        self._sender: asyncio.Task[None] | None = None
 
     async def fan_out_later(self, name: StreamName, stored: Appended) -> None:
         if self._fan_outs is None:
             self._fan_outs = asyncio.Queue(MAX_PENDING_FAN_OUTS)
-            asyncio.get_running_loop().create_task(self._send_fan_outs(self._fan_outs))
+            self._sender = asyncio.get_running_loop().create_task(self._send_fan_outs(self._fan_outs))
         await self._fan_outs.put((name, stored))
 
     @staticmethod
@@ -197,3 +190,24 @@ def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None
     publish order, and is awaited at interpreter exit.
     """
     return _bridge.run(_publish(stream, data, sender, id, _bridge.fan_out_later))
+
+
+_control_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _send_control(group: str, message: dict[str, Any]) -> None:
+    async with redis_call():
+        await runtime.current().layer.group_send(group, message)
+
+
+def send_control(group: str, message: dict[str, Any]) -> None:
+    """Hand a control message to every process's hub (sessions.CONTROL_GROUP), from sync
+    code (signal receivers) or from a running loop; at most once, like all pub/sub."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _bridge.run(_send_control(group, message))
+        return
+    task = loop.create_task(_send_control(group, message))
+    _control_tasks.add(task)
+    task.add_done_callback(_control_tasks.discard)

@@ -10,13 +10,11 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from .backlog import Backlog
+from .redis_clients import async_client
 
 if TYPE_CHECKING:
     from .hub import StreamHub
@@ -24,26 +22,9 @@ if TYPE_CHECKING:
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()
 
 
-def make_redis() -> aioredis.Redis:
-    """An async client that fails fast while Redis is down, so callers can answer `unavailable`."""
-    # A blocking pool: a burst of concurrent commands waits for a connection instead of
-    # failing with "Too many connections" (which callers would see as `unavailable`).
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.REDIS_URL,
-        max_connections=256,
-        timeout=settings.RT_REDIS_TIMEOUT,
-        decode_responses=True,
-        socket_connect_timeout=min(1.0, settings.RT_REDIS_TIMEOUT),
-        socket_timeout=settings.RT_REDIS_TIMEOUT,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        health_check_interval=30,
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
 class Runtime:
     def __init__(self) -> None:
-        self.redis = make_redis()
+        self.redis = async_client()
         self.backlog = Backlog(
             self.redis,
             prefix=settings.RT_KEY_PREFIX,
@@ -51,6 +32,8 @@ class Runtime:
             size=settings.RT_BACKLOG_SIZE,
             ttl=settings.RT_BACKLOG_TTL,
             idempotency_ttl=settings.RT_IDEMPOTENCY_TTL,
+            wait_replicas=settings.RT_REDIS_WAIT_REPLICAS,
+            wait_ms=settings.RT_REDIS_WAIT_MS,
         )
         self.layer = get_channel_layer()
         self._hub: StreamHub | None = None
@@ -61,7 +44,13 @@ class Runtime:
             from .hub import StreamHub
 
             self._hub = StreamHub(
-                self.layer, self.backlog, check_interval=settings.RT_POSITION_CHECK, presence_ttl=settings.RT_PRESENCE_TTL
+                self.layer,
+                self.backlog,
+                check_interval=settings.RT_POSITION_CHECK,
+                presence_ttl=settings.RT_PRESENCE_TTL,
+                session_recheck=settings.RT_SESSION_RECHECK,
+                presence_interval=settings.RT_PRESENCE_INTERVAL,
+                presence_max_members=settings.RT_PRESENCE_MAX_MEMBERS,
             )
         await self._hub.start()
         return self._hub
@@ -78,6 +67,11 @@ def current() -> Runtime:
     if runtime is None:
         runtime = _runtimes[loop] = Runtime()
     return runtime
+
+
+def current_backlog() -> Backlog:
+    """This event loop's backlog (public: apps read streams through it)."""
+    return current().backlog
 
 
 async def close_current() -> None:

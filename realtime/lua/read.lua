@@ -4,6 +4,7 @@
 -- ARGV[1] new epoch, used only when the stream has none   ARGV[2] backlog TTL (s)
 -- ARGV[3] first seq wanted (>= 1)   ARGV[4] last seq wanted, or -1 for "the latest"
 -- ARGV[5] at most this many, counted back from the last (0: no limit)
+-- ARGV[6] "1": only up to the `durable` seq (with RT_REDIS_WAIT_REPLICAS: what replicas hold)
 -- Returns {epoch, latest seq, first seq returned, frames oldest first...}.
 -- Because seqs have no holes, seq s sits at index (latest - s): O(returned), no scan.
 local meta, log = KEYS[1], KEYS[2]
@@ -13,17 +14,22 @@ if not epoch then
   redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
   redis.call('EXPIRE', meta, ARGV[2])
 end
-local latest = tonumber(redis.call('HGET', meta, 'seq') or '0')
+local top = tonumber(redis.call('HGET', meta, 'seq') or '0')
+local latest = top
+if ARGV[6] == '1' then
+  local durable = tonumber(redis.call('HGET', meta, 'durable') or '0')
+  if durable < latest then latest = durable end
+end
 local first = tonumber(ARGV[3])
 local last = tonumber(ARGV[4])
 if last < 0 or last > latest then last = latest end
 local most = tonumber(ARGV[5])
 if most > 0 and last - first + 1 > most then first = last - most + 1 end
-local oldest_kept = latest - redis.call('LLEN', log) + 1
+local oldest_kept = top - redis.call('LLEN', log) + 1
 if first < oldest_kept then first = oldest_kept end
 if first < 1 then first = 1 end
 local result = {epoch, latest, first}
 if last < first then return result end
-local frames = redis.call('LRANGE', log, latest - last, latest - first)
+local frames = redis.call('LRANGE', log, top - last, top - first)
 for i = #frames, 1, -1 do result[#result + 1] = frames[i] end
 return result

@@ -12,15 +12,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import QuerySet
 
 from realtime.models import ArchivedMessage
 
 
+def older_than(kind: str, days: int, now_ms: int) -> QuerySet[ArchivedMessage]:
+    """The `kind:` messages published more than `days` days before `now_ms`."""
+    cutoff = now_ms - days * 86_400_000
+    return ArchivedMessage.objects.filter(stream__startswith=f"{kind}:", ts__lt=cutoff)
+
+
 def delete_older_than(kind: str, days: int, *, now_ms: int | None = None, chunk: int = 5000) -> int:
     """Delete the `kind:` messages published more than `days` days ago; return how many."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    cutoff = now_ms - days * 86_400_000
-    old = ArchivedMessage.objects.filter(stream__startswith=f"{kind}:", ts__lt=cutoff)
+    old = older_than(kind, days, int(time.time() * 1000) if now_ms is None else now_ms)
     deleted = 0
     while True:
         ids = list(old.values_list("pk", flat=True)[:chunk])
@@ -29,7 +34,7 @@ def delete_older_than(kind: str, days: int, *, now_ms: int | None = None, chunk:
         deleted += ArchivedMessage.objects.filter(pk__in=ids).delete()[0]
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = "Delete archived messages older than RT_ARCHIVE_DAYS_ROOM / RT_ARCHIVE_DAYS_USER days."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,8 +44,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         now_ms = int(time.time() * 1000)
         for kind, days in (("room", settings.RT_ARCHIVE_DAYS_ROOM), ("user", settings.RT_ARCHIVE_DAYS_USER)):
             if options["dry_run"]:
-                cutoff = now_ms - days * 86_400_000
-                count = ArchivedMessage.objects.filter(stream__startswith=f"{kind}:", ts__lt=cutoff).count()
+                count = older_than(kind, days, now_ms).count()
                 self.stdout.write(f"{kind}: {count} messages older than {days} days would be deleted")
             else:
                 count = delete_older_than(kind, days, now_ms=now_ms)

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from realtime.archive import lease_key, read_depths, workers_key
+from realtime.redis_clients import sync_client
 
 
 def _age(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}s"
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = "Print the archive queue depths and the age of the oldest waiting message."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, socket_timeout=5.0)
+        client = sync_client()
         prefix = settings.RT_KEY_PREFIX
         try:
             depths = read_depths(client, prefix, settings.RT_BUCKETS)
-            workers = sorted(str(w) for w in client.smembers(workers_key(prefix)))  # type: ignore[union-attr]
+            workers = sorted(str(w) for w in client.smembers(workers_key(prefix)))
             leases = [client.pttl(lease_key(prefix, w)) for w in workers]
         finally:
             client.close()

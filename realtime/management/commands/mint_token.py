@@ -1,4 +1,4 @@
-"""`manage.py mint_token`: print a token (PROTOCOL.md "Tokens"), the way a site's backend mints one."""
+"""`manage.py mint_token`: print a token (docs/protocol.md "Tokens"), the way a site's backend mints one."""
 
 from __future__ import annotations
 

@@ -14,12 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from realtime.archive import Archiver, make_client
+from realtime.archive import Archiver
+from realtime.redis_clients import sync_client
 
 log = logging.getLogger("realtime.archive")
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = "Archive queued room: and user: messages into the database until SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,7 +29,8 @@ class Command(BaseCommand):  # type: ignore[misc]
 
     def handle(self, *args: Any, **options: Any) -> None:
         block = 0.5
-        client = make_client(settings.REDIS_URL, block=block)
+        # A command deadline past the blocking wait, so BLMOVE ends before it.
+        client = sync_client(timeout=block + 5.0)
         archiver = Archiver(
             client,
             prefix=settings.RT_KEY_PREFIX,
