@@ -2,6 +2,13 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Where pip finds the packages: PyPI unless the build is given a mirror (docker-compose.yml
+# passes these from the environment when they are set). They stay in the image's history:
+# never put a password in them.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ARG PIP_DEFAULT_TIMEOUT
 COPY requirements.lock pyproject.toml ./
 RUN python -m pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY . .

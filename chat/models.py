@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
-from realtime.names import NAME_PATTERN
+from realtime import NAME_PATTERN
 
 
 class Room(models.Model):
@@ -21,4 +21,4 @@ class Room(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.title or self.name
+        return str(self.title or self.name)

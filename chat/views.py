@@ -1,4 +1,5 @@
-"""The chat pages: sign up, the room list (with a form to create a room), a room.
+"""The chat pages: sign up (throttled per address, chat/throttle.py), the room list (with
+a form to create a room), a room. Sign-in is Django's own view, throttled by django-axes.
 
 The room page is a shell: messages come over the WebSocket (`static/chat/room.js`), so
 any valid room name works, with or without a `Room` row.
@@ -13,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from .forms import RoomForm, SignUpForm
 from .models import Room
+from .throttle import signup_refusal
 
 HISTORY = 50  # messages a room page shows when it opens
 
@@ -44,9 +46,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next") or "/rooms/"
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         next_url = "/rooms/"
+    if request.method == "POST" and (refusal := signup_refusal(request)) is not None:
+        return refusal
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # not axes: it signs no one in
         return redirect(next_url)
     return render(request, "registration/signup.html", {"form": form, "next": next_url})

@@ -3,6 +3,10 @@ lock, then the ASGI server and the archiver, all stopped together on Ctrl-C or S
 `manage.py archive_retention` runs at start and then every day beside them.
 
 Several of these with one REDIS_URL and DATABASE_URL and distinct PORTs form a cluster.
+
+The data directory holds the database, Redis's data and password, and the secrets: it and
+everything in it are its owner's only (umask 077 for what is made, chmod at start for
+what a run before this one left).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from config.embedded_redis import _die_with_parent
+from config.embedded_redis import _die_with_parent, public_url
 from config.interrupt import answer_ctrl_c
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,6 +36,11 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
     ping_interval = env.get("RT_WS_PING_INTERVAL", "20")
     ping_timeout = env.get("RT_WS_PING_TIMEOUT", "20")
     if server == "uvicorn":
+        # Behind a proxy: the client address and scheme from X-Forwarded-For and
+        # X-Forwarded-Proto, believed only from the proxy's addresses (comma-separated IPs or
+        # networks). Unset: uvicorn's own default, which believes 127.0.0.1 and ::1 only.
+        forwarded = env.get("FORWARDED_ALLOW_IPS", "").strip()
+        proxy = ["--proxy-headers", "--forwarded-allow-ips", forwarded] if forwarded else []
         return [
             PY, "-m", "uvicorn", "config.asgi:application",
             "--host", host, "--port", str(port),
@@ -40,6 +49,7 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
             "--ws-ping-interval", ping_interval,
             "--ws-ping-timeout", ping_timeout,
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
+            *proxy,
         ]
     if server == "daphne":
         return [
@@ -48,6 +58,12 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
             "config.asgi:application",
         ]
     raise SystemExit(f"SERVER={server!r}: use uvicorn or daphne")
+
+
+def _child_name(child: subprocess.Popen[bytes]) -> str:
+    """What a child started here runs: `uvicorn`, `config.daphne_server`, `run_archiver`."""
+    args = child.args
+    return str(args[2]) if isinstance(args, list) and len(args) > 2 else str(args)
 
 
 def _say(text: str) -> None:
@@ -63,6 +79,24 @@ def _lock(path: Path, blocking: bool) -> IO[str] | None:
         handle.close()
         return None
     return handle
+
+
+def make_private(data_dir: Path) -> None:
+    """`data_dir` and everything under it: directories 0700, files 0600 (symlinks left alone)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        try:
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        except OSError as exc:  # not ours, or gone meanwhile
+            _say(f"could not make {path} private: {exc}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 class PeriodicCommand:
@@ -105,6 +139,7 @@ class PeriodicCommand:
 
 
 def main() -> int:
+    os.umask(0o077)  # before anything is made: every file of this run and its children is private
     os.chdir(BASE_DIR)
     data_dir = Path(os.environ.get("RT_DATA_DIR", BASE_DIR / "var")).resolve()
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
@@ -114,22 +149,23 @@ def main() -> int:
     except ValueError:
         raise SystemExit(f"PORT={env['PORT']!r}: expected a port number") from None
     server = env.get("SERVER", "uvicorn")
+    make_private(data_dir)
 
     from config.embedded_redis import EmbeddedRedis
 
     redis: EmbeddedRedis | None = None
-    if not env.get("REDIS_URL"):
+    if not any(env.get(name) for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES")):
         redis_dir = data_dir / "redis"
         owner = _lock(redis_dir / "owner.lock", blocking=False)
         if owner is None:
             env["REDIS_URL"] = (redis_dir / "url").read_text().strip()
-            _say(f"using the embedded Redis another `make run` started: {env['REDIS_URL']}")
+            _say(f"using the embedded Redis another `make run` started: {public_url(env['REDIS_URL'])}")
         else:
             redis = EmbeddedRedis(redis_dir)
             redis.start()
-            (redis_dir / "url").write_text(redis.url)
+            _write_private(redis_dir / "url", redis.url)
             env["REDIS_URL"] = redis.url
-            _say(f"embedded Redis {redis.url} (pid {redis.process.pid if redis.process else '?'}), data in {redis_dir}")
+            _say(f"embedded Redis {redis.public_url} (pid {redis.process.pid if redis.process else '?'}), data in {redis_dir}")
     children: list[subprocess.Popen[bytes]] = []
     retention = PeriodicCommand(
         "archive_retention",
@@ -166,7 +202,7 @@ def main() -> int:
             retention.tick()
             for child in children:
                 if child.poll() is not None:
-                    _say(f"{child.args[2] if len(child.args) > 2 else child.args} exited with {child.returncode}; stopping")
+                    _say(f"{_child_name(child)} exited with {child.returncode}; stopping")
                     code = child.returncode or 1
                     raise KeyboardInterrupt
             time.sleep(0.5)

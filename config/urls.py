@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/", include("realtime.api_urls")),
     path("admin/", admin.site.urls),
     path("live/", include("live.urls")),
+    path("stats/", include("ops.urls")),
     path("", include("chat.urls")),
 ]

@@ -70,11 +70,13 @@ class HostConfig:
         """The widget's token: reads the person's feed and read position, nothing more."""
         return self.mint(subs=[f"user:{self.user_id}"])
 
-    def embed_tag(self, **attrs: str) -> str:
+    def embed_tag(self, classic: bool = False, **attrs: str) -> str:
+        """The tag that embeds the widget: a classic `<script>`, or `type="module"`."""
         attrs = {"user": self.user_id, **attrs}  # the token has no `sub` to name the feed
         extra = "".join(f' data-{k.replace("_", "-")}="{html.escape(v)}"' for k, v in attrs.items())
         src = html.escape(self.server.rstrip("/") + "/static/realtime/embed.js")
-        return f'<script type="module" src="{src}" data-token-url="/token"{extra}></script>'
+        kind = "" if classic else ' type="module"'
+        return f'<script{kind} src="{src}" data-token-url="/token"{extra}></script>'
 
 
 PAGE = """<!doctype html>
@@ -133,7 +135,7 @@ class HostHandler(BaseHTTPRequestHandler):
         config = self.server.config
         path = self.path.split("?", 1)[0]
         if path == "/":
-            page = PAGE.format(embed=config.embed_tag(align="end"), server=html.escape(config.server), user_id=html.escape(config.user_id))
+            page = PAGE.format(embed=config.embed_tag(classic=True, align="end"), server=html.escape(config.server), user_id=html.escape(config.user_id))
             self._send(200, "text/html; charset=utf-8", page.encode())
         elif path == "/token":
             # A real site checks its own session here and mints for that person only.

@@ -16,12 +16,24 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Path, Router, Schema
 
-from realtime import Sender, apublish
-from realtime.api import ERRORS, MAX_SEQ, ErrorOut, SenderBuckets, decode_body, principal_of, require_csrf
-from realtime.auth import Principal, can_subscribe
-from realtime.errors import BadRequest, Forbidden, RateLimited
-from realtime.names import StreamName, parse_stream
-from realtime.runtime import current as current_runtime
+from realtime import (
+    ERRORS,
+    MAX_SEQ,
+    BadRequest,
+    ErrorOut,
+    Forbidden,
+    KeyedBuckets,
+    Principal,
+    Sender,
+    StreamName,
+    apublish,
+    can_subscribe,
+    current_backlog,
+    decode_body,
+    parse_stream,
+    principal_of,
+    require_csrf,
+)
 
 from . import read_state
 from .notifications import read_marker
@@ -64,7 +76,7 @@ class ReadPositionOut(Schema):
 
 
 #: Read marks per sender, at the publish rate: each accepted mark can publish a marker.
-mark_buckets = SenderBuckets()
+READ_MARKS = KeyedBuckets(lambda: (settings.RT_PUBLISH_RATE, settings.RT_PUBLISH_BURST), "read marks")
 #: Read markers are published under their own sender key, so that their idempotency ids
 #: (`read:{epoch}:{seq}`) share no namespace with anyone's publishes; they carry no sender.
 MARKER_SENDER = Sender(key="feed:read-marker")
@@ -82,10 +94,7 @@ async def _feed_of(request: HttpRequest, user_id: str, for_write: bool) -> tuple
 
 
 def _take_mark(who: Principal) -> None:
-    try:
-        mark_buckets.take(who.sender_key)
-    except RateLimited as exc:
-        raise RateLimited(f"over {settings.RT_PUBLISH_RATE:g} read marks per second", retry_after=exc.retry_after) from None
+    READ_MARKS.take_or_raise(who.sender_key)
 
 
 def _answer(feed: StreamName, position: read_state.Position | None) -> dict[str, Any]:
@@ -116,7 +125,7 @@ async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]
     body = _read_body(request)
     _take_mark(who)
     stream, person = feed.full, feed.name
-    backlog = current_runtime().backlog
+    backlog = current_backlog()
     top = await backlog.read(stream, first=1, last=-1, most=1)
     if body.epoch != top.epoch:
         # A tab still in a lost epoch: nothing can move, no need to walk the backlog.

@@ -12,11 +12,11 @@ class FeedConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete
 
-        from realtime.api import api
+        from realtime import add_api_router
 
         from .api import router
 
-        api.add_router("/feed", router)
+        add_api_router("/feed", router)
         post_delete.connect(_forget_read_position, sender=get_user_model(), dispatch_uid="feed-read-position")
 
 

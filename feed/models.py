@@ -9,7 +9,7 @@ lost the stream) is simply replaced by one in the new epoch.
 
 Keyed by the user id as the stream names it (`user:<id>`, a token's `sub`), not by a
 foreign key: a token holder's read state then needs no user lookup, the same way checking a
-token needs no database (PROTOCOL.md "Tokens"). `feed.apps` deletes the row with its user.
+token needs no database (docs/protocol.md "Tokens"). `feed.apps` deletes the row with its user.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from django.db import models
 
 
-class ReadPosition(models.Model):  # type: ignore[misc]
+class ReadPosition(models.Model):
     person = models.CharField(max_length=64, unique=True, help_text="The user id of the feed user:<id>")
     epoch = models.CharField(max_length=64, help_text="The stream's epoch the position belongs to")
     seq = models.BigIntegerField(default=0, help_text="Read up to and including this seq")

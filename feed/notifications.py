@@ -1,4 +1,4 @@
-"""Notifications on a person's feed `user:<id>` (docs/protocol-extensions.md, "Notification feed").
+"""Notifications on a person's feed `user:<id>` (docs/protocol.md, "Notification feed").
 
 A notification's `data` is `{"title": STRING, "body": STRING, "url": STRING}` (`url`
 optional, http or https only). The feed also carries read markers, `{"read": {"epoch",
@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from realtime import apublish, publish
-from realtime.names import parse_stream
-from realtime.publishing import Published
+from realtime import Published, apublish, parse_stream, publish
 
 from .read_state import Position
 

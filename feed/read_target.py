@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from realtime.backlog import Backlog
+from realtime import Backlog
 
 #: Frames read from the backlog per round trip while walking back over markers.
 CHUNK = 32

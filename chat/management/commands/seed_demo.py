@@ -22,6 +22,9 @@ class Command(BaseCommand):
         if not User.objects.filter(username="demo").exists():
             password = secrets.token_urlsafe(9)
             User.objects.create_user("demo", password=password, is_staff=True)
+            password_file.touch(mode=0o600)
+            password_file.chmod(0o600)  # a password: its owner's only, even in a file made before
             password_file.write_text(password)
         if password_file.exists():
+            password_file.chmod(0o600)
             self.stdout.write(f"[run] demo user: demo / {password_file.read_text().strip()}  (staff: may publish scores)")

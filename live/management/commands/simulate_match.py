@@ -16,9 +16,7 @@ from tqdm import tqdm
 
 from config.interrupt import answer_ctrl_c
 from live.match import play_match
-from realtime.errors import RealtimeError
-from realtime.names import parse_stream
-from realtime.publishing import publish
+from realtime import RealtimeError, parse_stream, publish
 
 #: Wall-time seconds per match minute: a whole match (about 99 minutes with the shortened
 #: half-time break) takes about two minutes.
