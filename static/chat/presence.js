@@ -1,12 +1,12 @@
 /**
- * Who is here and who is typing in a room, from the `presence` and `typing` frames of
- * docs/protocol-extensions.md. The list is asked for once per (re)subscribe, then kept by
- * applying each `join` and `leave`: each query reads the whole room, so a page that asked
- * after every event would make one reconnect cost N queries of size N. It asks again only
- * when the events do not add up, after a random wait so that readers who notice the same
- * thing do not all ask at once, and twice as long each time answers keep being crossed by
- * events (a busy room would otherwise have every reader ask every few seconds). Names only
- * ever go through `textContent`.
+ * Who is here and who is typing in a room, from the `presence`, `occupancy` and `typing`
+ * frames of docs/protocol.md ("Presence", "Occupancy"). The list is asked for once per
+ * (re)subscribe; after that the server's change frames (`joined`, `left`, at most one per
+ * second and process) keep it, each change applied only when its version `v` is newer
+ * than what the page has for that person (the processes send independently). A room past
+ * the server's member cap sends no changes: the page then shows the count from the
+ * `occupancy` frames ("1,234 here") instead of a list. Names only ever go through
+ * `textContent`.
  * @module chat/presence
  */
 
@@ -17,14 +17,10 @@ export const TYPING_SEND_EVERY = 2000;
 /** Asking again waits this long plus a random part of REQUERY_SPREAD (ms). */
 export const REQUERY_LEAST = 1000;
 export const REQUERY_SPREAD = 3000;
-/** Events this soon after a list may have crossed it: the list may count them already (ms). */
-const CROSSING = 1000;
-/** Asking again because events did not add up waits up to this long (ms). */
-export const REQUERY_LONGEST = 60000;
 /** An answer that has not come after this long is taken as lost (ms). */
 const ANSWER_LOST = 10000;
 
-/** The "who is here" list: connections per user id, shown for those above zero. */
+/** The "who is here" list: who is present, with the version of what the page knows. */
 export class PresenceList {
   /**
    * @param {{client: any, stream: string, list: HTMLElement, count: HTMLElement, me: {id: string} | null}} options
@@ -35,25 +31,21 @@ export class PresenceList {
     this.list = list;
     this.count = count;
     this.me = me;
-    /** @type {Map<string, {name: string, connections: number}>} */
+    /** @type {Map<string, {name: string, here: boolean, v: number}>} */
     this.users = new Map();
+    /** The version of the last list: changes at or below it are in it. */
+    this.listVersion = 0;
+    /** How many are here in all (the server's `total`, or occupancy's `users`). */
+    this.total = 0;
+    /** True while the room is past the server's member cap: a count, not a list. */
+    this.big = false;
     /** Queries this page has sent, for people debugging it from the console. */
     this.queries = 0;
     this._askTimer = null;
     this._lostTimer = null;
-    /** A query is out and its answer has not come: events now may or may not be in it. */
     this._asking = false;
-    /** An event came while asking: the answer may have missed it. */
-    this._crossed = false;
-    /** Until then, an event may already be counted in the last list. */
-    this._crossingUntil = 0;
-    /** The join of this page's own connection is on its way (after a subscribe). */
-    this._ownJoinDue = false;
-    /** Asked again this many times in a row for events that did not add up: the next wait
-     * doubles with it, until an answer that nothing crossed. */
-    this._doubts = 0;
-    this._settleTimer = null;
     client.on("presence", (frame) => frame.stream === stream && this._onFrame(frame));
+    client.on("occupancy", (frame) => frame.stream === stream && this._onOccupancy(frame));
     client.on("disconnected", () => this._answered());
     client.on("error", (err) => {
       // A query refused (rate_limited, unavailable): ask again after what the server says.
@@ -64,22 +56,20 @@ export class PresenceList {
   }
 
   /** After every (re)subscribe: the first asks at once, a later one after a random wait (a
-   * server restart resubscribes every reader of the room together). Events were missed
+   * server restart resubscribes every reader of the room together). Changes were missed
    * meanwhile, so the list is asked for either way. */
   subscribed({ first }) {
-    this._ownJoinDue = Boolean(this.me);
     if (first) this.refresh();
     else this._askLater();
   }
 
-  /** Ask the server for the whole list now. */
+  /** Ask the server for the list now. */
   refresh() {
     clearTimeout(this._askTimer);
     this._askTimer = null;
     if (!this.client.send({ type: "presence", stream: this.stream })) return; // the next subscribe asks
     this.queries += 1;
     this._asking = true;
-    this._crossed = false;
     clearTimeout(this._lostTimer);
     this._lostTimer = setTimeout(() => {
       this._answered();
@@ -94,15 +84,6 @@ export class PresenceList {
     this._askTimer = setTimeout(() => this.refresh(), wait);
   }
 
-  /** The events did not add up: ask again, waiting longer the more often in a row. */
-  _doubt() {
-    clearTimeout(this._settleTimer);
-    this._settleTimer = null;
-    if (this._askTimer !== null || this._asking) return;
-    this._askLater(Math.min(REQUERY_LONGEST, REQUERY_LEAST * 2 ** this._doubts));
-    this._doubts += 1;
-  }
-
   _answered() {
     this._asking = false;
     clearTimeout(this._lostTimer);
@@ -110,57 +91,59 @@ export class PresenceList {
   }
 
   _onFrame(frame) {
-    if (Array.isArray(frame.members)) this._onList(frame.members);
-    else if (frame.user && typeof frame.user.id === "string" && (frame.event === "join" || frame.event === "leave")) {
-      this._onEvent(frame.event, frame.user);
-    } else return; // not a presence frame this page knows: the list stays as it is
+    if (Array.isArray(frame.members)) this._onList(frame);
+    else if (Array.isArray(frame.joined) || Array.isArray(frame.left)) this._onChanges(frame);
+    else return; // not a presence frame this page knows: the list stays as it is
     this._show();
   }
 
-  _onList(members) {
-    const crossed = this._crossed;
+  _onList(frame) {
     this._answered();
+    this.listVersion = Number.isInteger(frame.v) ? frame.v : 0;
     this.users = new Map(
-      members
-        .filter((m) => m && typeof m.id === "string" && Number.isInteger(m.connections))
-        .map((m) => [m.id, { name: String(m.name), connections: m.connections }]),
+      frame.members
+        .filter((m) => m && typeof m.id === "string")
+        .map((m) => [m.id, { name: String(m.name), here: true, v: this.listVersion }]),
     );
-    this._crossingUntil = performance.now() + CROSSING;
-    clearTimeout(this._settleTimer);
-    this._settleTimer = null;
-    if (crossed) this._doubt(); // an event crossed this answer: it may not count it
-    else {
-      // Nothing crossed it, if nothing comes in the next moment either: the waits start over.
-      this._settleTimer = setTimeout(() => {
-        this._settleTimer = null;
-        this._doubts = 0;
-      }, CROSSING);
+    // More than it lists: past the member cap, a count from now on.
+    this.total = Number.isInteger(frame.total) ? frame.total : this.users.size;
+    this.big = this.total > this.users.size;
+  }
+
+  _onChanges(frame) {
+    if (this.big) {
+      // Changes are sent only under the cap: the room shrank, and the list this page has
+      // is the capped one. Ask for it anew.
+      this.big = false;
+      this._askLater();
+    }
+    for (const [list, here] of [[frame.joined, true], [frame.left, false]]) {
+      for (const user of Array.isArray(list) ? list : []) {
+        if (!user || typeof user.id !== "string" || !Number.isInteger(user.v)) continue;
+        const known = this.users.get(user.id);
+        if (user.v <= Math.max(this.listVersion, known ? known.v : 0)) continue; // already counted
+        this.users.set(user.id, { name: String(user.name), here, v: user.v });
+      }
     }
   }
 
-  _onEvent(event, user) {
-    const known = this.users.get(user.id);
-    const own = this.me && user.id === this.me.id;
-    if (event === "join" && own && this._ownJoinDue) {
-      this._ownJoinDue = false;
-      // Our own connection's join, which the list asked after subscribing counts (it is
-      // asked, on its way, or just came). Much later it is another tab of ours.
-      if (this._asking || this._askTimer !== null || performance.now() < this._crossingUntil) return;
-    }
-    if (this._asking) this._crossed = true;
-    else if (performance.now() < this._crossingUntil) this._doubt();
-    else if (event === "leave" && !(known && known.connections > 0)) this._doubt(); // missed a join
-    else if (event === "join" && known && known.connections > 0 && known.name !== user.name) this._doubt();
-    const entry = known || { name: user.name, connections: 0 };
-    entry.connections = Math.max(0, entry.connections + (event === "join" ? 1 : -1));
-    entry.name = user.name;
-    this.users.set(user.id, entry);
+  _onOccupancy(frame) {
+    if (!this.big || !Number.isInteger(frame.users)) return; // a listed room counts its list
+    this.total = Math.max(0, frame.users);
+    this._show();
   }
 
   _show() {
     const here = [...this.users.entries()]
-      .filter(([, user]) => user.connections > 0)
+      .filter(([, user]) => user.here)
       .sort(([, a], [, b]) => a.name.localeCompare(b.name));
+    const count = this.big ? this.total : here.length;
+    this.count.textContent = `${count.toLocaleString("en")} here`;
+    this.list.hidden = this.big;
+    if (this.big) {
+      this.list.replaceChildren();
+      return;
+    }
     const items = here.map(([id, user]) => {
       const li = document.createElement("li");
       li.className = "who-item" + (this.me && id === this.me.id ? " me" : "");
@@ -170,7 +153,6 @@ export class PresenceList {
       return li;
     });
     this.list.replaceChildren(...items);
-    this.count.textContent = here.length === 1 ? "1 here" : `${here.length} here`;
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * A running feed: subscribes to `user:<id>` with a {@link RealtimeClient}, keeps a
  * {@link FeedModel} and draws it with a {@link FeedView}. Shared by the site's own bell
- * (bell.js) and the embed for other sites (../realtime/embed.js), which differ only in
+ * (bell.js) and the embed for other sites (embed-widget.js), which differ only in
  * how they authenticate.
  * @module feed/feed
  */
 
+import { Retry, backoff } from "../realtime/backoff.js";
 import { State } from "../realtime/client.js";
 import { FeedModel } from "./model.js";
 import { FeedView } from "./view.js";
@@ -15,6 +16,8 @@ export const HISTORY = 50;
 /** Waits before loading again after a failure (the read position, the history, the embed's
  * token), in ms: the last one repeats. The feed's loads add jitter to them. */
 export const RELOAD_RETRY = [1000, 2000, 5000, 10000, 30000];
+/** The feed's reloads wait half to all of each step. */
+const RELOAD_WAIT = backoff({ steps: RELOAD_RETRY, jitter: [0.5, 1] });
 /** API error codes that no retry changes: the feed shows its error. */
 const REFUSED = new Set(["forbidden", "unauthorized"]);
 
@@ -74,8 +77,8 @@ export function startFeed({ root, client, http, stream, align }) {
    */
   function retrying(what, get, take) {
     let generation = 0;
-    let timer = null;
-    const attempt = (mine, tries) => {
+    const retry = new Retry(RELOAD_WAIT);
+    const attempt = (mine) => {
       get()
         .then((answer) => {
           if (mine !== generation) return;
@@ -85,15 +88,14 @@ export function startFeed({ root, client, http, stream, align }) {
         .catch((err) => {
           if (mine !== generation) return;
           if (REFUSED.has(err && err.code)) return fail(explain(err));
-          const wait = RELOAD_RETRY[Math.min(tries, RELOAD_RETRY.length - 1)];
           setState("offline", `Could not load the ${what} (${(err && err.message) || err}); retrying.`);
-          timer = setTimeout(() => attempt(mine, tries + 1), wait * (0.5 + Math.random() / 2));
+          retry.later(() => attempt(mine));
         });
     };
     return {
       load() {
-        clearTimeout(timer);
-        attempt(++generation, 0);
+        retry.reset();
+        attempt(++generation);
       },
     };
   }

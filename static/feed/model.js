@@ -1,6 +1,6 @@
 /**
  * What a feed holds, without any DOM: the notifications of `user:<id>` and the person's
- * read position, from which the unread count follows (docs/protocol-extensions.md,
+ * read position, from which the unread count follows (docs/protocol.md,
  * "Notification feed"). Message data is checked field by field: a wrong type is ignored,
  * and a `url` is kept only when it is http(s).
  * @module feed/model

@@ -47,6 +47,25 @@ const STYLES = `
 const BELL_SVG =
   '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"/></svg>';
 
+/** The styles as one constructed sheet, adopted by each widget's shadow root: no `<style>`
+ * element, which a Content-Security-Policy without 'unsafe-inline' refuses (this site's
+ * own, and a host site's). */
+let sheet = null;
+
+function adoptStyles(root) {
+  if (!("adoptedStyleSheets" in root)) {
+    const style = document.createElement("style");
+    style.textContent = STYLES;
+    root.prepend(style);
+    return;
+  }
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLES);
+  }
+  if (!root.adoptedStyleSheets.includes(sheet)) root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -62,8 +81,7 @@ export class FeedView {
    * @param {() => void} options.onMarkAllRead
    */
   constructor(root, { align = "start", onMarkAllRead }) {
-    const style = document.createElement("style");
-    style.textContent = STYLES;
+    adoptStyles(root);
     this.box = el("div", "feed");
     this.box.dataset.align = align;
     this.box.dataset.state = "connecting";
@@ -90,7 +108,7 @@ export class FeedView {
     this.empty = el("p", "empty", "No notifications yet.");
     this.panel.append(head, this.status, this.list, this.empty);
     this.box.append(this.bell, this.panel);
-    root.append(style, this.box);
+    root.append(this.box);
     this.bell.addEventListener("click", () => this.toggle());
     this._label(0);
   }

@@ -114,8 +114,17 @@ onState({ newState: client.state });
 showAge();
 setInterval(showAge, 1000);
 
+/** "12,345 watching", from the `occupancy` frames (at most one a second, docs/protocol.md). */
+const watching = $("watching");
+client.on("occupancy", (frame) => {
+  if (frame.stream !== config.stream || !Number.isInteger(frame.connections)) return;
+  watching.textContent = `${frame.connections.toLocaleString("en")} watching`;
+  watching.hidden = false;
+});
+
 client.subscribe(config.stream, {
   history: config.history,
+  occupancy: true,
   onMessage: apply,
   onRecoveryFailed: reloadLatest,
   onError: (err) => showNotice(`This scoreboard cannot be read: ${err.message}`),

@@ -1,9 +1,9 @@
 /**
- * The browser client of the wire contract (PROTOCOL.md, "WebSocket: GET /ws/" and "The
+ * The browser client of the wire contract (docs/protocol.md, "WebSocket: GET /ws/" and "The
  * delivery promise"). One socket carries every stream; on a drop the client reconnects
  * with backoff and resubscribes each stream with `since` its last (epoch, seq), so the
  * page sees every message once, in order, or is told with `recovered: false` that it
- * must reload (DESIGN.md, "The hot path", step 4).
+ * must reload (docs/architecture.md, "The promise").
  *
  * ```js
  * const rt = new RealtimeClient({ token });            // url defaults to this origin's /ws/
@@ -23,7 +23,7 @@ export { CloseCode, State, fullJitterBackoff };
 /** An `error` frame, or a publish that can no longer succeed, as an Error. */
 export class RealtimeError extends Error {
   /**
-   * @param {string} code a PROTOCOL.md error code (`forbidden`, `bad_request`, ...) or `disconnected`
+   * @param {string} code a docs/protocol.md error code (`forbidden`, `bad_request`, ...) or `disconnected`
    * @param {string} message
    * @param {object} [frame] the `error` frame, when there was one
    */
@@ -36,7 +36,7 @@ export class RealtimeError extends Error {
 }
 
 /**
- * @typedef {object} Message a `message` frame (PROTOCOL.md)
+ * @typedef {object} Message a `message` frame (docs/protocol.md)
  * @property {string} stream
  * @property {number} seq
  * @property {string} epoch
@@ -49,6 +49,7 @@ export class RealtimeError extends Error {
  * @typedef {object} SubscribeOptions
  * @property {number} [history] ask for the last K kept messages on the first subscribe
  * @property {{epoch: string, seq: number}} [since] start after this position instead
+ * @property {boolean} [occupancy] also receive `occupancy` frames (how many are here)
  * @property {(msg: Message) => void} [onMessage] each message once, in seq order
  * @property {(info: {stream: string, epoch: string, seq: number}) => void} [onRecoveryFailed]
  *   the server could not fill a gap: reload what the page shows (over HTTP), delivery goes on after `seq`
@@ -91,6 +92,7 @@ export class Subscription {
     } else if (this.options.history) {
       frame.history = this.options.history;
     }
+    if (this.options.occupancy) frame.occupancy = true; // `occupancy` frames (1.1) too
     return frame;
   }
 
@@ -160,7 +162,7 @@ export class Subscription {
  * function that stops listening):
  * - `state` `{oldState, newState}`: every change of {@link State}, from one place
  * - `connected` `{}`; `disconnected` `{code, reason, reconnect}`
- * - `closed` `{code, reason}`: a 4500-4999 close; the client stops (PROTOCOL.md)
+ * - `closed` `{code, reason}`: a 4500-4999 close; the client stops (docs/protocol.md)
  * - `recoveryFailed` `{stream, epoch, seq}`; `message` (each delivered message)
  * - `error` an `error` frame that matched no request
  */
@@ -251,7 +253,7 @@ export class RealtimeClient {
   /**
    * Publish `data` on `stream`. While offline the publish waits in a queue; it is sent
    * (again) with the same `id` on every reconnect until an `ack` comes, which the server
-   * accepts once (PROTOCOL.md, `publish`).
+   * accepts once (docs/protocol.md, `publish`).
    * @param {string} stream
    * @param {any} data
    * @param {{id?: string}} [options]
@@ -268,8 +270,9 @@ export class RealtimeClient {
   }
 
   /**
-   * Send a frame of a protocol extension (`presence`, `typing`: docs/protocol-extensions.md)
-   * on the current socket. Not queued: such frames are hints that a page sends again later.
+   * Send a frame of a protocol extension (`presence`, `typing`: docs/protocol.md,
+   * "Extensions of this server") on the current socket. Not queued: such frames are hints
+   * that a page sends again later.
    * @param {object} frame
    * @returns {boolean} false when not connected
    */

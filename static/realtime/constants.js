@@ -1,5 +1,5 @@
 /**
- * Names and numbers of the wire contract (PROTOCOL.md, "WebSocket: GET /ws/" and
+ * Names and numbers of the wire contract (docs/protocol.md, "WebSocket: GET /ws/" and
  * "Close codes"), kept in one module so the client never spells a magic number twice.
  * @module realtime/constants
  */
@@ -14,27 +14,18 @@ export const State = Object.freeze({
   CONNECTED: "connected",
 });
 
-/** Close codes named by PROTOCOL.md. */
+/** Close codes named by docs/protocol.md that the client itself acts on. */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
-  GOING_AWAY: 1001,
-  UNSUPPORTED_DATA: 1003,
   ABNORMAL: 1006,
-  TOO_BIG: 1009,
-  INTERNAL_ERROR: 1011,
-  SERVICE_RESTART: 1012,
-  /** 4000-4499: reconnect with backoff and recover with `since`. */
-  RECONNECT_FIRST: 4000,
-  RECONNECT_LAST: 4499,
   /** 4500-4999: reconnecting the same way fails again (4501 bad token, 4508 abuse). */
   TERMINAL_FIRST: 4500,
   TERMINAL_LAST: 4999,
   BAD_TOKEN: 4501,
-  ABUSE: 4508,
 });
 
 /**
- * Whether a close code means "do not reconnect the same way" (PROTOCOL.md: 4500-4999).
+ * Whether a close code means "do not reconnect the same way" (docs/protocol.md: 4500-4999).
  * Every other code reconnects: 1006, 1011, 1012 and 4000-4499 by the contract, and the
  * rest (1000, 1001, 1009, ...) the way Centrifugo and Phoenix clients do, since a fresh
  * connection starts from a clean slate.

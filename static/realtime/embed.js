@@ -1,196 +1,34 @@
 /**
- * The notification feed for other sites, in one tag (docs/embed.md):
+ * The notification feed for other sites, in one tag (docs/embed.md), classic or module:
  *
  * ```html
+ * <script src="https://HOST/static/realtime/embed.js" data-token-url="/rt-token" data-user="42"></script>
  * <script type="module" src="https://HOST/static/realtime/embed.js" data-token-url="/rt-token" data-user="42"></script>
  * ```
  *
- * Draws the bell, unread count and list right after the tag, in an open shadow root (no
- * styles cross either way), and connects to the server that served this file. The token is
- * `data-token` (fixed) or comes from `data-token-url`, fetched again before its `exp` and
- * after a 4501 close; the feed then carries on from its position (`since`). Without a
- * valid token the widget shows an error: it never reads anonymously. `data-user` names
- * the feed `user:<id>` (else the token's `sub`): the token that docs/embed.md recommends
- * has only a `subs` grant for it, no `sub`.
+ * A loader only: no static import, no export and no `import.meta`, which are syntax
+ * errors in a classic script. It finds its tag and loads the widget, which belongs to the
+ * feed (/static/feed/embed-widget.js, resolved against this file's own URL), with a
+ * dynamic `import()`. A classic tag is `document.currentScript`, run once per tag; a
+ * module runs once per page, and the widget then finds every module tag.
+ * Wrapped in a function so that two classic tags do not declare the same names twice.
  * @module realtime/embed
  */
 
-import { CloseCode, RealtimeClient, State, wsUrl } from "./client.js";
-import { RELOAD_RETRY, explain, startFeed } from "../feed/feed.js";
-import { FeedHttp } from "../feed/http.js";
-import { FeedModel } from "../feed/model.js";
-import { FeedView } from "../feed/view.js";
-import { claimsOf, fetchToken, renewAt, timerDelay } from "../feed/token.js";
+(() => {
+  "use strict";
 
-const HERE = new URL(import.meta.url);
-const SERVER = HERE.origin;
-/** 4501 closes in a row for tokens that should still be good before the widget gives up. */
-const REFUSALS = 3;
-/** First wait after such a refusal, in ms; doubled for each one after, with jitter. */
-const REFUSED_BACKOFF = 1000;
-/**
- * A 4501 within this many ms of connecting is a refusal of the token; later, the token was
- * taken and has run out (served from a cache, renewed late): renew at once, no count.
- */
-const REFUSAL_WINDOW = 5000;
+  const WIDGET = "../feed/embed-widget.js";
+  const tag = document.currentScript;
 
-/** @returns {HTMLScriptElement[]} the tags that load this module and have no widget yet */
-function ownScripts() {
-  return [...document.querySelectorAll("script[src]")].filter((script) => {
-    const src = new URL(script.src, document.baseURI);
-    return src.origin === HERE.origin && src.pathname === HERE.pathname && !script.dataset.rtMounted;
-  });
-}
+  const failed = (err) => console.error("realtime embed: the widget could not be loaded", err);
 
-/**
- * Renews the token before `exp` and after a 4501, and reconnects with the new one. A 4501
- * soon after connecting, for a token that should still be good (the site mints with
- * another secret, or its token URL serves an expired token), is a refusal: the widget
- * waits longer after each one and after {@link REFUSALS} in a row shows its error and
- * stops, rather than hammer the token URL and the server. A 4501 on a socket that was up
- * a while only says the token ran out.
- */
-class TokenKeeper {
-  constructor({ url, client, feed }) {
-    this.url = url;
-    this.client = client;
-    this.feed = feed;
-    this.timer = null;
-    this.failures = 0;
-    this.refusals = 0;
-    /** When the current token is due for renewal (this clock); a 4501 before then is a refusal. */
-    this.due = Infinity;
-    /** When the current socket connected (this clock), null while it is not. */
-    this.connectedAt = null;
-    this.stopped = false;
-    client.on("state", ({ newState }) => {
-      if (newState === State.CONNECTED) this.connectedAt = Date.now();
-      else if (newState === State.CONNECTING) this.connectedAt = null;
-    });
+  if (tag) {
+    // Claimed at once: a module tag of the same page, run later, must not draw it again.
+    tag.dataset.rtMounted = "1";
+    import(new URL(WIDGET, tag.src).href).then((widget) => widget.mount(tag), failed);
+  } else {
+    // A module: the specifier resolves against this module's own URL.
+    import(WIDGET).then((widget) => widget.mountAll(), failed);
   }
-
-  /** Use `token` now and plan its replacement. */
-  use(token) {
-    this.client.token = token;
-    clearTimeout(this.timer);
-    const claims = claimsOf(token);
-    this.due = typeof claims.exp === "number" ? renewAt(claims, Date.now()) : Infinity;
-    if (this.url && this.due !== Infinity) this._wake(this.due);
-  }
-
-  /** Renew at `at`; a timer holds at most ~24.8 days, so a longer wait re-arms when it fires. */
-  _wake(at) {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      if (Date.now() < at) return this._wake(at);
-      this.refusals = 0; // this token lasted until its renewal: the site's tokens are good
-      this.renew();
-    }, timerDelay(at));
-  }
-
-  /** The server closed with 4501: renew, or back off when it keeps refusing good-looking tokens. */
-  refused() {
-    if (this.stopped) return;
-    const now = Date.now();
-    const soon = this.connectedAt === null || now - this.connectedAt < REFUSAL_WINDOW;
-    this.connectedAt = null;
-    this.refusals = soon && now < this.due ? this.refusals + 1 : 0;
-    if (this.refusals >= REFUSALS) {
-      this.stop();
-      this.feed.fail(
-        `The server refused ${REFUSALS} tokens in a row from the token URL (signed with another secret, or already expired?). Reload the page to try again.`,
-      );
-      return;
-    }
-    if (this.refusals === 0) return this.renew();
-    const ceiling = REFUSED_BACKOFF * 2 ** (this.refusals - 1);
-    this.feed.setState("connecting", "The token was refused; trying a new one…");
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.renew(), ceiling / 2 + Math.random() * (ceiling / 2));
-  }
-
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-
-  async renew() {
-    clearTimeout(this.timer);
-    if (this.stopped) return;
-    let token;
-    try {
-      token = await fetchToken(this.url);
-    } catch (err) {
-      const wait = RELOAD_RETRY[Math.min(this.failures, RELOAD_RETRY.length - 1)];
-      this.failures += 1;
-      this.feed.setState("error", `Could not renew the token (${err.message}); retrying.`);
-      this.timer = setTimeout(() => this.renew(), wait);
-      return;
-    }
-    if (this.stopped) return;
-    this.failures = 0;
-    const same = token === this.client.token && this.client.state === State.CONNECTED;
-    this.use(token);
-    // The token URL served the token in use (a cache): the socket carries on with it.
-    if (same) return;
-    // A fresh socket with the fresh token: subscriptions resume from their position.
-    this.client.disconnect();
-    this.client.connect();
-  }
-}
-
-async function mount(script) {
-  script.dataset.rtMounted = "1";
-  const host = document.createElement("rt-feed");
-  host.className = "rt-feed";
-  script.after(host);
-  const root = host.attachShadow({ mode: "open" });
-  const tokenUrl = script.dataset.tokenUrl ? new URL(script.dataset.tokenUrl, document.baseURI).href : null;
-  const align = script.dataset.align === "end" ? "end" : "start";
-  const errorOnly = (text) => {
-    // No feed without a token: the widget in its error state, connected to nothing.
-    root.replaceChildren();
-    const view = new FeedView(root, { align, onMarkAllRead: () => {} });
-    view.render(new FeedModel());
-    view.setState("error", text);
-  };
-
-  let token = script.dataset.token || null;
-  for (let attempt = 0; !token && tokenUrl; attempt++) {
-    try {
-      token = await fetchToken(tokenUrl);
-    } catch (err) {
-      if (attempt === 0) errorOnly(`Could not get a token (${err.message}); retrying.`);
-      await new Promise((resolve) => setTimeout(resolve, RELOAD_RETRY[Math.min(attempt, RELOAD_RETRY.length - 1)]));
-    }
-  }
-  if (!token) return errorOnly("No token: set data-token or data-token-url on the script tag.");
-  let claims;
-  try {
-    claims = claimsOf(token);
-  } catch (err) {
-    return errorOnly("The token is not a JWT.");
-  }
-  const userId = script.dataset.user || claims.sub;
-  if (!userId) return errorOnly("The token names no user (sub), and data-user is not set.");
-  if (root.firstChild) root.replaceChildren();
-
-  const client = new RealtimeClient({ url: wsUrl(HERE), token, autoConnect: false });
-  const feed = startFeed({
-    root,
-    client,
-    http: new FeedHttp({ base: SERVER, userId: String(userId), token: () => client.token }),
-    stream: `user:${userId}`,
-    align,
-  });
-  const keeper = new TokenKeeper({ url: tokenUrl, client, feed });
-  keeper.use(token);
-  client.on("closed", ({ code }) => {
-    if (code === CloseCode.BAD_TOKEN && tokenUrl) keeper.refused();
-    else feed.fail(code === CloseCode.BAD_TOKEN ? explain({ code: "unauthorized" }) : `Disconnected by the server (${code}).`);
-  });
-  client.connect();
-  host.feed = feed;
-}
-
-for (const script of ownScripts()) mount(script);
+})();

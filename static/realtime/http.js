@@ -49,8 +49,8 @@ export async function requestJson(path, { method = "GET", body, base = "", token
 }
 
 /**
- * Kept messages of `stream` (PROTOCOL.md, `GET /api/streams/S/messages`; `before`:
- * docs/protocol-extensions.md). Without `since` or `before`, the last `limit` kept.
+ * Kept messages of `stream` (docs/protocol.md, `GET /api/streams/S/messages`; `before`:
+ * its "Older messages over HTTP"). Without `since` or `before`, the last `limit` kept.
  * @param {string} stream `KIND:NAME`
  * @param {{since?: number, before?: number, epoch?: string, limit?: number}} [query]
  * @param {HttpAuth} [auth]
