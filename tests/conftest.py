@@ -17,7 +17,7 @@ from django.conf import settings
 
 from config.embedded_redis import EmbeddedRedis, free_port
 from config.serve import server_command
-from realtime import runtime
+from realtime import ratelimit, runtime
 from tests.health import wait_until_healthy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +29,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.start()
     yield server
     server.stop()
+
+
+#: Fixtures that start server processes (or the database they share): a test that uses
+#: one is in the slow lane, whatever its file says.
+PROCESS_FIXTURES = frozenset({"start_server", "server", "server_env", "e2e_data", "signed_in"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def fast_lane_starts_no_process(request: pytest.FixtureRequest, redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane (`make test-fast`, `-m "not slow"`) is every test not marked slow, and
+    such a test may start no process but the session's Redis: one that tries fails, saying so."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(self: subprocess.Popen[bytes], args: object, *rest: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +71,7 @@ def rt_settings(redis_server: EmbeddedRedis) -> Iterator[str]:
     settings.RT_POSITION_CHECK = 0.5
     channel_layers.backends.clear()
     runtime.forget_all()
+    ratelimit.forget_all()
     yield prefix
     channel_layers.backends.clear()
     runtime.forget_all()

@@ -1,4 +1,5 @@
-"""The deployment files parse and name only what exists (no Docker engine runs here)."""
+"""The deployment files parse, name only what exists, and demand the secrets, without a
+container engine (tests/deploy/test_compose.py runs them for real)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,33 @@ BASE = Path(__file__).resolve().parent.parent
 def test_compose_parses_and_builds_from_files_that_exist() -> None:
     compose = yaml.safe_load((BASE / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "web1", "web2", "archiver"} <= set(services)
+    assert {"redis", "web1", "web2", "archiver", "proxy"} <= set(services)
     assert "--appendonly" in services["redis"]["command"] and "healthcheck" in services["redis"]
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        assert ("ports" in service) == (name == "proxy"), f"{name}: only the proxy is published"
+        if "build" in service:
+            build = service["build"]
+            assert (BASE / (build["context"] if isinstance(build, dict) else build) / "Dockerfile").exists(), name
+    assert (BASE / "deploy/proxy/nginx.conf").exists()
     for name in ("web1", "web2", "archiver"):
         service = services[name]
-        assert (BASE / service["build"] / "Dockerfile").exists()
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
-        assert service["environment"]["REDIS_URL"].startswith("redis://redis:")
+        assert service["environment"]["REDIS_URL"].startswith("${REDIS_URL:-redis://redis:")
     for name in ("web1", "web2"):
         assert services[name]["environment"]["RT_ARCHIVER"] == "0"
     assert services["archiver"]["command"][-1] == "run_archiver"
     assert (BASE / "realtime/management/commands").is_dir()
+
+
+def test_compose_requires_both_secrets_instead_of_a_published_default() -> None:
+    text = (BASE / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    for name in ("RT_TOKEN_SECRET", "DJANGO_SECRET_KEY"):
+        for service in ("web1", "web2", "archiver"):
+            value = compose["services"][service]["environment"][name]
+            assert re.fullmatch(r"\$\{%s:\?[^}]+\}" % name, value), (service, name, value)
+    assert "change-me" not in text
 
 
 def test_dockerfile_installs_like_make() -> None:
@@ -34,3 +51,18 @@ def test_dockerfile_installs_like_make() -> None:
     for src in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert src == "." or (BASE / src).exists(), src
     assert 'CMD ["python", "-m", "config.serve"]' in dockerfile
+
+
+def test_the_ha_profile_adds_a_replica_and_three_sentinels_watching_redis() -> None:
+    compose = yaml.safe_load((BASE / "docker-compose.yml").read_text())
+    services = compose["services"]
+    ha = {name for name, service in services.items() if "ha" in service.get("profiles", [])}
+    assert ha == {"redis-replica", "sentinel1", "sentinel2", "sentinel3"}
+    assert services["redis-replica"]["command"][1:4] == ["--replicaof", "redis", "6379"]
+    for name in ("sentinel1", "sentinel2", "sentinel3"):
+        script = services[name]["command"][-1]
+        assert "sentinel monitor mymaster redis 6379 2" in script and "--sentinel" in script
+    # The web services switch to Sentinel when REDIS_SENTINELS is given, and to WAIT with it.
+    env = services["web1"]["environment"]
+    assert env["REDIS_SENTINELS"] == "${REDIS_SENTINELS:-}" and "RT_REDIS_WAIT_REPLICAS" in env
+    assert all("profiles" not in services[name] for name in ("redis", "web1", "web2", "archiver", "proxy"))

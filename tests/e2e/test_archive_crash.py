@@ -22,6 +22,7 @@ from django.conf import settings
 from config.embedded_redis import EmbeddedRedis
 from realtime.archive import bucket_keys, lease_key, workers_key
 from realtime.publishing import Sender, apublish
+from realtime.redis_clients import sync_client
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -75,8 +76,8 @@ def archivers(tmp_path: Path) -> Iterator[list[ArchiverProcess]]:
 
 
 @pytest.fixture
-def client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_server.url, decode_responses=True)
+def client() -> Iterator[redis.Redis]:
+    c = sync_client()
     yield c
     c.close()
 

@@ -8,11 +8,18 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import expect
+
+from tests.conftest import BASE_DIR
+from tests.e2e.conftest import CHAT_PASSWORD
+from tests.tokens import mint
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -259,7 +266,7 @@ def test_gap_too_old_to_recover_reloads_history_over_http(start_server, alice_an
 def test_a_gap_marked_before_the_live_frame_came_goes_when_it_comes(start_server, alice_and_bob) -> None:
     """alice's own message is placed at its ack's seq while the frame of bob's message just
     below it is still on its way: a gap marked in that moment goes once the frame comes."""
-    server = start_server("uvicorn", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     alice, bob = alice_and_bob(server, "porch")
     held: list[str] = []
     holding = {"on": True}
@@ -304,3 +311,73 @@ def test_a_gap_marked_before_the_live_frame_came_goes_when_it_comes(start_server
     texts_in_order(alice, ["first", "held back", "mine"])
     expect(gap).to_have_count(0)
     assert alice.errors == bob.errors == []
+
+
+def make_user(server_env: dict[str, str], username: str) -> None:
+    """A user with CHAT_PASSWORD in the servers' database (idempotent)."""
+    code = (
+        "from django.contrib.auth import get_user_model\n"
+        f"user, _ = get_user_model().objects.get_or_create(username={username!r})\n"
+        f"user.set_password({CHAT_PASSWORD!r})\n"
+        "user.save()\n"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE_DIR, env=server_env, check=True)
+
+
+MESSAGE_LOOKS = """els => els.map((li) => ({
+  text: li.querySelector(".text").textContent,
+  fromServer: li.classList.contains("from-server"),
+  labels: li.querySelectorAll(".server-label").length,
+  sender: li.querySelector(".sender") ? li.querySelector(".sender").textContent : null,
+  markup: li.querySelectorAll(".text *").length,
+  background: getComputedStyle(li).backgroundColor,
+  border: getComputedStyle(li).borderTopStyle,
+}))"""
+
+
+def test_a_message_without_a_sender_looks_like_no_persons_message(start_server, people, server_env) -> None:
+    """`sender: null` (realtime.publish, or a backend's token without `sub`) has its own
+    class and label element; a person named "server", or a token named like the label,
+    still shows as a person with a name."""
+    server = start_server("uvicorn")
+    room = "notices-" + uuid.uuid4().hex[:6]
+    make_user(server_env, "server")
+    impostor = people(server.http)
+    impostor.sign_in("server")
+    impostor.open_room(room)
+
+    published = subprocess.run(
+        [sys.executable, "manage.py", "publish", f"room:{room}", json.dumps({"text": "<b>Maintenance</b> at 22:00"})],
+        cwd=BASE_DIR, env=server_env, check=True, capture_output=True, text=True,
+    )
+    assert published.stdout.startswith("seq 1 ")
+    texts_in_order(impostor, ["<b>Maintenance</b> at 22:00"])
+    impostor.say("Maintenance at 22:00")
+    texts_in_order(impostor, ["<b>Maintenance</b> at 22:00", "Maintenance at 22:00"])
+    expect(impostor.page.locator("#messages li.pending")).to_have_count(0)
+
+    def post(text: str, token: str) -> None:
+        reply = httpx.post(
+            f"{server.http}/api/streams/room:{room}/messages",
+            json={"data": {"text": text}}, headers={"Authorization": "Bearer " + token},
+        )
+        assert reply.status_code == 201, reply.text
+
+    post("named like the label", mint(sub="backend-person", name="from the server", pubs=[f"room:{room}"]))
+    post("from a backend", mint(pubs=[f"room:{room}"]))  # no `sub`: sender null
+    everything = ["<b>Maintenance</b> at 22:00", "Maintenance at 22:00", "named like the label", "from a backend"]
+    texts_in_order(impostor, everything)
+
+    guest = people(server.http)  # the same messages as history
+    guest.open_room(room)
+    texts_in_order(guest, everything)
+    for person in (impostor, guest):
+        looks = person.page.locator("#messages li.message").evaluate_all(MESSAGE_LOOKS)
+        shown = [(look["fromServer"], look["labels"], look["sender"], look["markup"]) for look in looks]
+        assert shown == [(True, 1, None, 0), (False, 0, "server", 0), (False, 0, "from the server", 0), (True, 1, None, 0)]
+        server_look, person_look = {(looks[0]["background"], looks[0]["border"])}, {(looks[2]["background"], looks[2]["border"])}
+        assert {(look["background"], look["border"]) for look in looks[::3]} == server_look
+        assert server_look != person_look
+        expect(person.page.locator("#messages li.from-server .server-label")).to_have_text(["from the server"] * 2)
+        expect(person.page.locator(".server-label")).to_have_count(2)
+        assert person.errors == []

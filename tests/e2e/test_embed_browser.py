@@ -101,6 +101,85 @@ def test_widget_on_another_origin_shows_a_published_notification(start_server, e
     assert person.errors == []
 
 
+def test_a_classic_script_tag_shows_notifications_published_over_the_api(start_server, embed_host, people) -> None:
+    """The tag as host sites paste it, without type="module", on a page of another origin:
+    alone, then twice beside a module tag, each tag with one widget right after it."""
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    src = f"{server.http}/static/realtime/embed.js"
+    fixed = mint(subs=[f"user:{user}"])
+    host.config.pages["/classic"] = f"<!doctype html><title>classic</title><p>host</p>{host.config.embed_tag(classic=True)}"
+    host.config.pages["/mixed"] = (
+        "<!doctype html><title>mixed</title>"
+        f'<p id="a">token URL</p>{host.config.embed_tag(classic=True)}'
+        f'<p id="b">fixed token</p><script src="{src}" data-token="{fixed}" data-user="{user}"></script>'
+        f'<p id="c">module</p>{host.config.embed_tag()}'
+    )
+    person = people(host.url)
+    open_host(person, host.url + "/classic")
+    assert person.page.evaluate("() => document.querySelector('script[src]').type") == ""
+    notify(server, user, "Shipped", "Arriving on Thursday")
+    expect(widget(person.page).locator(".count")).to_have_text("1")
+    widget(person.page).locator(".bell").click()
+    expect(titles(person.page)).to_have_text(["Shipped"])
+    expect(widget(person.page).locator(".item .body")).to_have_text(["Arriving on Thursday"])
+
+    open_host(person, host.url + "/mixed", count=3)
+    kinds = person.page.evaluate(
+        """() => [...document.querySelectorAll("script[src$='/realtime/embed.js']")]
+          .map((s) => [s.type, s.previousElementSibling.id, s.nextElementSibling.localName])"""
+    )
+    assert kinds == [["", "a", "rt-feed"], ["", "b", "rt-feed"], ["module", "c", "rt-feed"]]
+    notify(server, user, "Delivered")
+    for index in range(3):
+        expect(widget(person.page, index).locator(".count")).to_have_text("2")
+    widget(person.page, 1).locator(".bell").click()
+    expect(titles(person.page, 1)).to_have_text(["Delivered", "Shipped"])
+    assert person.page.locator("rt-feed").count() == 3  # nothing drawn twice
+
+    # A classic tag the page adds from its own script later gets its widget too.
+    person.page.evaluate(
+        """src => {
+      const tag = Object.assign(document.createElement("script"), { src });
+      tag.dataset.tokenUrl = "/token";
+      tag.dataset.user = document.querySelector("script[data-user]").dataset.user;
+      document.body.append(tag);
+    }""",
+        src,
+    )
+    expect(person.page.locator("rt-feed")).to_have_count(4)
+    expect(widget(person.page, 3).locator(".count")).to_have_text("2")
+    assert person.errors == []
+
+
+def test_the_classic_tag_works_under_a_strict_policy_of_the_host_page(start_server, embed_host, people) -> None:
+    """A host page whose own CSP allows the realtime server for scripts and connections and
+    nothing inline: the widget needs no more (its styles are a constructed sheet)."""
+    server = start_server("uvicorn")
+    user = new_user()
+    host = embed_host(server, user)
+    ws = server.http.replace("http://", "ws://")
+    policy = f"default-src 'none'; script-src {server.http}; connect-src 'self' {server.http} {ws}; style-src 'none'"
+    host.config.pages["/strict"] = (
+        f'<!doctype html><meta http-equiv="Content-Security-Policy" content="{policy}"><title>strict</title>'
+        f"<p>host</p>{host.config.embed_tag(classic=True)}"
+    )
+    person = people(host.url)
+    seen: list[str] = []
+    person.page.expose_function("reportViolation", lambda directive: seen.append(directive))
+    person.page.add_init_script(
+        'document.addEventListener("securitypolicyviolation", (e) => window.reportViolation(e.effectiveDirective));'
+    )
+    open_host(person, host.url + "/strict")
+    notify(server, user, "Strict")
+    expect(widget(person.page).locator(".count")).to_have_text("1")
+    assert widget(person.page).locator(".bell").evaluate("el => getComputedStyle(el).borderRadius") == "999px"
+    person.page.wait_for_timeout(300)
+    assert seen == []
+    assert person.errors == []
+
+
 def test_notifications_sent_while_offline_appear_once_each(start_server, embed_host, people) -> None:
     server = start_server("uvicorn")
     user = new_user()

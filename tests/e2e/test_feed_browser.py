@@ -224,7 +224,7 @@ def test_a_notification_arriving_during_the_reload_after_recovered_false_is_kept
 
 
 def test_the_bell_and_the_room_share_the_page_s_one_websocket(start_server, people, chat_users) -> None:
-    """Streams are multiplexed (PROTOCOL.md): a signed-in room page reads its room and its
+    """Streams are multiplexed (docs/protocol.md): a signed-in room page reads its room and its
     feed over one connection, not one per widget."""
     server = start_server("uvicorn")
     alice = people(server.http)

@@ -218,7 +218,7 @@ def test_markup_in_an_update_is_shown_as_text_and_runs_nothing(start_server, peo
 
 
 def test_a_close_that_forbids_reconnecting_shows_a_stop_state(start_server, people) -> None:
-    """4500-4999 mean "reconnecting the same way will fail again" (PROTOCOL.md): the page
+    """4500-4999 mean "reconnecting the same way will fail again" (docs/protocol.md): the page
     stops and says so. The socket goes through a proxy to the real server that closes it
     with 4508, as the server does for abuse."""
     server = start_server("uvicorn")
@@ -294,3 +294,15 @@ def test_read_update_keeps_only_well_typed_fields(start_server, people) -> None:
     assert got["updates"] == [full, {"score": [0, 0]}] + [{}] * 7 + [{"home": "x" * 64}] + [{}] * 8
     assert got["ages"] == ["updated 0 s ago", "updated 0 s ago", "updated 0 s ago", "updated 59 s ago",
                            "updated 1 min ago", "updated 59 min ago", "updated 1 h ago"]
+
+
+def test_the_scoreboard_shows_how_many_are_watching(start_server, people) -> None:
+    server = start_server("uvicorn", RT_PRESENCE_INTERVAL="0.2")
+    viewers = [people(server.http) for _ in range(3)]
+    for viewer in viewers:
+        open_scoreboard(viewer, "final")
+    for viewer in viewers:
+        expect(viewer.page.locator("#watching")).to_have_text("3 watching")
+    viewers[2].page.close()
+    expect(viewers[0].page.locator("#watching")).to_have_text("2 watching")
+    assert all(viewer.errors == [] for viewer in viewers[:2])

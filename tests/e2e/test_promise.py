@@ -1,4 +1,4 @@
-"""The delivery promise (PROTOCOL.md), end to end: real Redis, real server processes, real sockets.
+"""The delivery promise (docs/protocol.md), end to end: real Redis, real server processes, real sockets.
 
 Per stream, a subscriber gets `message` frames in strictly increasing seq, each at most
 once, with no holes, when publishers race, when a subscriber changes server process,

@@ -50,7 +50,7 @@ def shown_seqs(person) -> list[int]:
 
 
 def test_scrolling_up_reaches_the_first_message_across_the_archive(start_server, people, chat_users) -> None:
-    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     fill_room(server, "room:attic", MESSAGES)
     reader = people(server.http)
     reader.open_room("attic")
@@ -87,7 +87,7 @@ def test_scrolling_up_reaches_the_first_message_across_the_archive(start_server,
 
 
 def test_load_older_button_keeps_the_reader_in_place(start_server, people, chat_users) -> None:
-    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE=str(BACKLOG), RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     fill_room(server, "room:cellar", 120)
     reader = people(server.http)
     reader.open_room("cellar")
@@ -122,7 +122,7 @@ def scroll_to_top(person) -> None:
 
 
 def test_a_hole_the_archiver_has_not_written_yet_is_retried_and_filled_in_place(start_server, people, chat_users) -> None:
-    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     publish(server, "room:loft", 1, 40)
     run_archiver(server, 40)
     # 41..80: the backlog keeps 61..80; 41..60 left it and wait in the archive queue.
@@ -139,7 +139,7 @@ def test_a_hole_the_archiver_has_not_written_yet_is_retried_and_filled_in_place(
     expect(gap).to_have_count(1)
     expect(gap).to_have_class("gap retrying")
     expect(gap).to_have_text("20 messages not available yet — retrying")
-    assert gap.evaluate("el => el.nextElementSibling.dataset.seq") == "61"
+    expect(reader.page.locator("#messages li.gap + li")).to_have_attribute("data-seq", "61")
 
     run_archiver(server, 40)
     expect(reader.page.locator("#messages li.message")).to_have_count(80, timeout=60_000)
@@ -151,7 +151,7 @@ def test_a_hole_the_archiver_has_not_written_yet_is_retried_and_filled_in_place(
 
 
 def test_older_messages_not_archived_yet_are_pending_not_the_beginning(start_server, people, chat_users) -> None:
-    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     publish(server, "room:shed", 1, 60)  # 1..40 left the backlog; the archiver has not run
     reader = people(server.http)
     reader.open_room("shed")
@@ -191,7 +191,7 @@ def test_back_after_many_messages_shows_the_newest_page_fresh_without_filling_th
     """Offline while far more than a page is published (the backlog cannot recover it): the
     page shows the reloaded newest messages as a fresh view, with a bounded number of
     history requests instead of filling the whole hole, and pages back from there."""
-    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="20", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     publish(server, "room:porch", 1, 10)
     reader = people(server.http)
     reader.open_room("porch")
@@ -226,7 +226,7 @@ def test_back_after_many_messages_shows_the_newest_page_fresh_without_filling_th
 def test_a_proxy_error_on_load_older_names_its_status_and_loses_nothing(start_server, people, chat_users) -> None:
     """A 502 with an HTML body (a proxy in front of the server, not the API) is reported by
     its status, not as a JSON parse error; asked again once it is gone, the page loads."""
-    server = start_server("uvicorn", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     publish(server, "room:cellar", 1, 60)
     reader = people(server.http)
     reader.open_room("cellar")

@@ -1,21 +1,25 @@
 """`make run` (config.serve): serves, answers a WebSocket ping, stops without orphans,
 finds its data again, several processes on one REDIS_URL form a cluster, archive
-retention runs at start and again after a failure, and a PORT that is not a number is
-refused with a message."""
+retention runs at start and again after a failure, a PORT that is not a number is
+refused with a message, and the data directory and the embedded Redis are its owner's only."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
 import pytest
+import redis
 
 from config.embedded_redis import EmbeddedRedis, free_port
 from config.interrupt import default_sigint
@@ -206,3 +210,63 @@ def test_run_refuses_a_port_that_is_not_a_number(tmp_path: Path) -> None:
     assert "PORT='eighty': expected a port number" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "redis").exists()  # refused before starting anything
+
+
+def _modes(data_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(data_dir)): oct(p.stat().st_mode & 0o777) for p in [data_dir, *data_dir.rglob("*")]}
+
+
+async def test_run_keeps_its_data_private_and_its_redis_behind_a_password(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    left_before = data_dir / "rt_token_secret.secret"  # as a run under a loose umask left it
+    left_before.write_text(secrets.token_urlsafe(48))
+    left_before.chmod(0o644)
+    port = free_port()
+    out = tmp_path / "run.out"
+    full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RT_KEY_PREFIX")}
+    full_env.update(RT_DATA_DIR=str(data_dir), PORT=str(port), RT_ARCHIVER="0", LOG_LEVEL="INFO")
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "config.serve"], cwd=BASE_DIR, env=full_env, preexec_fn=default_sigint,
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}", 60, "make run")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        assert await ping(port) == {"type": "pong"}
+        modes = _modes(data_dir)
+        for name in (".", "db.sqlite3", "rt_token_secret.secret", "django_secret_key.secret", "demo-password.txt",
+                     "redis", "redis/appendonly.aof", "redis/password", "redis/url"):
+            assert name in modes, (name, modes)
+        loose = {name: mode for name, mode in modes.items() if int(mode, 8) & 0o077}
+        assert loose == {}, loose
+        assert modes["."] == modes["redis"] == "0o700" and modes["redis/appendonly.aof"] == "0o600"
+
+        password = (data_dir / "redis" / "password").read_text().strip()
+        url = (data_dir / "redis" / "url").read_text().strip()
+        assert url == f"redis://:{password}@127.0.0.1:{urlsplit(url).port}/0" and len(password) >= 32
+        with socket.create_connection(("127.0.0.1", urlsplit(url).port), timeout=5) as anonymous:
+            anonymous.sendall(b"PING\r\n")
+            assert anonymous.recv(100).startswith(b"-NOAUTH")
+        assert redis.Redis.from_url(url).ping() is True
+        # a command run beside it (settings read the URL file) reaches it with the password
+        published = subprocess.run(
+            [sys.executable, "manage.py", "publish", "room:private", '{"text": "hi"}'],
+            cwd=BASE_DIR, env={**full_env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True,
+        )
+        assert published.returncode == 0, published.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    printed = out.read_text()
+    assert "embedded Redis redis://127.0.0.1:" in printed, printed
+    assert password not in printed
+
+    proc = start_run(data_dir, free_port())  # a second run reuses the password
+    try:
+        assert (data_dir / "redis" / "password").read_text().strip() == password
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

@@ -1,4 +1,4 @@
-"""SIGTERM: the server closes open sockets with a code PROTOCOL.md calls reconnectable
+"""SIGTERM: the server closes open sockets with a code docs/protocol.md calls reconnectable
 (1012, 1011, 1006 or 4000-4499), and the process exits."""
 
 from __future__ import annotations

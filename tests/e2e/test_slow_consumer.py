@@ -148,7 +148,7 @@ async def test_stalled_subscriber_overflows_its_outbox_and_is_closed(start_serve
     writes the 9 MB flood into its buffers faster than a Python client reads them, so a
     reader that keeps up can be over 1 MiB behind there: its bound is 4 MiB (the default)."""
     srv = start_server(
-        kind, RT_PUBLISH_RATE="0", RT_OUTBOX_BYTES=str(1 << 20 if kind == "uvicorn" else 4 << 20), RT_BACKLOG_SIZE="10000",
+        kind, RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0", RT_OUTBOX_BYTES=str(1 << 20 if kind == "uvicorn" else 4 << 20), RT_BACKLOG_SIZE="10000",
         RT_WS_PING_INTERVAL="600", RT_WS_PING_TIMEOUT="600", RT_WS_CLOSE_TIMEOUT="120",
     )
     await run_slow_consumer(srv, {4000})
@@ -162,7 +162,7 @@ async def test_a_peer_that_never_reads_again_loses_its_connection(start_server, 
     nothing. Reading afterwards, the peer finds in-order frames and then the end."""
     overflow = cause == "outbox overflow"
     srv = start_server(
-        kind, RT_PUBLISH_RATE="0", RT_BACKLOG_SIZE="10000", RT_WS_CLOSE_TIMEOUT="1",
+        kind, RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0", RT_BACKLOG_SIZE="10000", RT_WS_CLOSE_TIMEOUT="1",
         RT_OUTBOX_BYTES="65536" if overflow else str(64 << 20),
         RT_WS_PING_INTERVAL="600" if overflow else "1", RT_WS_PING_TIMEOUT="600" if overflow else "1",
     )

@@ -68,6 +68,7 @@ def test_loopback_addresses_are_allowed(address: str) -> None:
     require_loopback(address)
 
 
+@pytest.mark.slow
 def test_the_command_stops_with_a_clear_error_on_a_public_address() -> None:
     env = {**os.environ, "RT_TOKEN_SECRET": "s" * 32}
     done = subprocess.run(

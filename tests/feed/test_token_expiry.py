@@ -1,5 +1,5 @@
 """A token-authenticated WebSocket is closed when the token's `exp` passes
-(docs/protocol-extensions.md, "Tokens stop at exp"): an expired token stops reading."""
+(docs/protocol.md, "Tokens stop at exp"): an expired token stops reading."""
 
 from __future__ import annotations
 

@@ -89,6 +89,7 @@ def test_bad_arguments_say_what_is_wrong_and_publish_nothing(args: list[str], sa
     assert stored("live:x") == []
 
 
+@pytest.mark.slow
 def test_a_bad_seed_or_pace_is_refused_by_the_parser() -> None:
     done = subprocess.run(
         [sys.executable, "manage.py", "simulate_match", "live:x", "--seed", "abc"],
@@ -108,6 +109,7 @@ def _sigint_ignored() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start_with", [default_sigint, _sigint_ignored], ids=["sigint-default", "sigint-ignored"])
 def test_ctrl_c_stops_between_updates_without_a_traceback(start_with) -> None:
     """Also when started with SIGINT ignored, as a backgrounded job is."""

@@ -10,34 +10,45 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management import call_command
+from django.test import AsyncClient
 from prometheus_client import generate_latest
 
 from realtime import runtime
-from realtime.archive import Archiver, bucket_keys, lease_key, make_client, workers_key
-from realtime.history import older_page, since_from_archive
+from realtime.archive import Archiver, bucket_keys, lease_key, workers_key
+from realtime.history import older_page
 from realtime.management.commands.archive_retention import delete_older_than
 from realtime.models import ArchivedMessage
 from realtime.names import bucket_of
 from realtime.publishing import Sender, apublish
+from realtime.redis_clients import sync_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def client() -> Iterator[redis.Redis]:
-    c = make_client(settings.REDIS_URL)
+    c = sync_client()
     yield c
     c.close()
 
 
 def worker(client: redis.Redis, **options: float) -> Archiver:
     return Archiver(client, prefix=settings.RT_KEY_PREFIX, buckets=settings.RT_BUCKETS, **options)  # type: ignore[arg-type]
+
+
+async def read_since(stream: str, since: int, epoch: str, limit: int) -> dict[str, Any]:
+    """The HTTP read after a position, which serves what the backlog dropped from the archive."""
+    response = await AsyncClient().get(f"/api/streams/{stream}/messages", {"since": since, "epoch": epoch, "limit": limit})
+    assert response.status_code == 200, response.content
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def all_lists_empty(client: redis.Redis) -> bool:
@@ -154,15 +165,16 @@ async def test_paging_before_walks_backlog_then_archive_without_hole_or_duplicat
     assert (gone.epoch, gone.messages, gone.known) == ("gone", [], False)
 
     # `since` past the backlog: the archive fills what the backlog dropped.
-    found = await since_from_archive(stream, 2450, epoch, 100)
-    assert found.recovered and found.epoch == epoch and found.latest == 3000
-    assert [m["seq"] for m in found.messages] == list(range(2451, 2551))
-    early = await since_from_archive(stream, 0, epoch, 50)
-    assert [m["seq"] for m in early.messages] == list(range(1, 51)) and early.recovered
-    tail = await since_from_archive(stream, 2990, epoch, 100)
-    assert [m["seq"] for m in tail.messages] == list(range(2991, 3001)) and tail.recovered
-    stale = await since_from_archive(stream, 10, "other-epoch", 100)
-    assert not stale.recovered and stale.messages == []
+    found = await read_since(stream, 2450, epoch, 100)
+    assert found["recovered"] and found["epoch"] == epoch and found["seq"] == 3000
+    assert [m["seq"] for m in found["messages"]] == list(range(2451, 2551))
+    assert all(m["data"] == {"i": m["seq"]} and "type" not in m for m in found["messages"])
+    early = await read_since(stream, 0, epoch, 50)
+    assert [m["seq"] for m in early["messages"]] == list(range(1, 51)) and early["recovered"]
+    tail = await read_since(stream, 2990, epoch, 100)
+    assert [m["seq"] for m in tail["messages"]] == list(range(2991, 3001)) and tail["recovered"]
+    stale = await read_since(stream, 10, "other-epoch", 100)
+    assert not stale["recovered"] and stale["messages"] == []
 
 
 async def test_a_message_dropped_from_the_backlog_and_not_yet_archived_is_not_recovered(client: redis.Redis, backlog_size: Callable[[int], None]) -> None:
@@ -170,11 +182,11 @@ async def test_a_message_dropped_from_the_backlog_and_not_yet_archived_is_not_re
     for i in range(1, 21):
         await apublish("room:lag", {"i": i})
     epoch = (await runtime.current().backlog.read("room:lag")).epoch
-    before = await since_from_archive("room:lag", 3, epoch, 100)
-    assert not before.recovered  # seqs 4..15 are queued, not archived yet
+    before = await read_since("room:lag", 3, epoch, 100)
+    assert not before["recovered"] and before["messages"] == []  # seqs 4..15 are queued, not archived yet
     await sync_to_async(worker(client).drain)()
-    after = await since_from_archive("room:lag", 3, epoch, 100)
-    assert after.recovered and [m["seq"] for m in after.messages] == list(range(4, 21))
+    after = await read_since("room:lag", 3, epoch, 100)
+    assert after["recovered"] and [m["seq"] for m in after["messages"]] == list(range(4, 21))
 
 
 def test_retention_deletes_by_kind_and_age() -> None:

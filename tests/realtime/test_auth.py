@@ -1,4 +1,4 @@
-"""Tokens and the rights table of PROTOCOL.md ("Streams", "Tokens"), without a database."""
+"""Tokens and the rights table of docs/protocol.md ("Streams", "Tokens"), without a database."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_a_token_principal_carries_its_exp() -> None:
 
 
 def test_an_integer_sub_is_refused() -> None:
-    """PROTOCOL.md: `sub` is a user id as a string (PyJWT enforces it, as RFC 7519 does)."""
+    """docs/protocol.md: `sub` is a user id as a string (PyJWT enforces it, as RFC 7519 does)."""
     with pytest.raises(Unauthorized):
         verify_token(jwt.encode({"exp": int(time.time()) + 60, "sub": 7}, settings.RT_TOKEN_SECRET))
 

@@ -1,4 +1,4 @@
-"""Reading history over HTTP past the backlog (docs/protocol-extensions.md, "Older
+"""Reading history over HTTP past the backlog (docs/protocol.md, "Older
 messages"): `before` pages and a `since` served from the archive, in process against the
 real test Redis and the test database, with the archive worker run for real."""
 
@@ -18,9 +18,10 @@ from django.conf import settings
 from django.test import AsyncClient
 
 from realtime import runtime
-from realtime.archive import Archiver, make_client
+from realtime.archive import Archiver
 from realtime.models import ArchivedMessage
 from realtime.publishing import Sender, apublish
+from realtime.redis_clients import sync_client
 from tests.conftest import BASE_DIR
 from tests.tokens import mint
 from tests.wsclient import Client
@@ -32,7 +33,7 @@ ALICE = Sender(key="u1", id="1", name="alice")
 
 @pytest.fixture
 def client() -> Iterator[redis.Redis]:
-    c = make_client(settings.REDIS_URL)
+    c = sync_client()
     yield c
     c.close()
 
@@ -223,7 +224,7 @@ async def test_openapi_documents_before() -> None:
 async def test_websocket_since_past_the_backlog_stays_unrecovered(start_server: Any) -> None:
     """The archive serves `since` over HTTP only: the socket keeps answering as before.
     A real server and a real archiver process, both on the end-to-end database."""
-    server = start_server("uvicorn", RT_BACKLOG_SIZE="10", RT_PUBLISH_RATE="0")
+    server = start_server("uvicorn", RT_BACKLOG_SIZE="10", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     headers = {"Authorization": "Bearer " + mint(sub="1", name="alice")}
     async with httpx.AsyncClient(base_url=server.http, headers=headers) as http:
         for i in range(40):

@@ -1,4 +1,4 @@
-"""Every client frame of PROTOCOL.md in wrong forms, against a real server over real sockets.
+"""Every client frame of docs/protocol.md in wrong forms, against a real server over real sockets.
 
 Each bad frame gets its documented `error` (the code, and `id`/`stream` echoed where the
 request had them) and the connection keeps working: a `ping` afterwards answers `pong`.
@@ -207,7 +207,8 @@ async def test_too_large_binary_and_abuse(start_server) -> None:
 
 
 async def test_publish_over_the_rate_is_rate_limited(start_server) -> None:
-    srv = start_server("uvicorn", RT_PUBLISH_RATE="2", RT_PUBLISH_BURST="3")
+    # PUBLISHER's `pubs` grant covers live:rate: it publishes at the backend rate.
+    srv = start_server("uvicorn", RT_BACKEND_PUBLISH_RATE="2", RT_BACKEND_PUBLISH_BURST="3")
     client = await Client.connect(srv.ws + "?token=" + mint(**PUBLISHER))
     replies = []
     for i in range(6):
@@ -282,7 +283,7 @@ async def fuzz_once(url: str, frames: list[str]) -> None:
 
 @pytest.mark.parametrize("kind", ["uvicorn"])
 def test_fuzzed_frames_never_break_the_connection(kind: str, start_server) -> None:
-    srv = start_server(kind, RT_BAD_FRAME_LIMIT="100000", RT_PUBLISH_RATE="0")
+    srv = start_server(kind, RT_BAD_FRAME_LIMIT="100000", RT_PUBLISH_RATE="0", RT_BACKEND_PUBLISH_RATE="0")
     url = srv.ws + "?token=" + mint(sub="1", name="fuzz", pubs=["live:*"])
 
     @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

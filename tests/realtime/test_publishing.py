@@ -21,3 +21,13 @@ async def test_apublish_of_data_that_is_not_json_stores_nothing() -> None:
     with pytest.raises(BadRequest):
         await apublish("room:not-json", {"when": object()})
     assert (await apublish("room:not-json", {"ok": 1})).seq == 1  # the refused one took no seq
+
+
+def test_every_public_name_of_realtime_resolves_and_no_other_does() -> None:
+    import realtime
+
+    assert sorted(realtime.__all__) == sorted(realtime._PUBLIC)
+    for name in realtime.__all__:
+        assert getattr(realtime, name) is not None
+    with pytest.raises(AttributeError):
+        realtime.not_a_public_name  # noqa: B018
