@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: run test lint typecheck pytest bench bench-quick demo-embed lock install browser clean
+.PHONY: run test test-fast test-js lint typecheck pytest bench bench-quick demo-embed lock install browser clean
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || { command -v $(PYTHON) >/dev/null || PYTHON=python3; $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -28,12 +28,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy realtime
+	$(VENV)/bin/mypy realtime config chat live feed
 
 pytest: $(STAMP) browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The browser modules' pure logic under Node's own runner (node:test, no npm packages).
+test-js:
+	node --test tests/js/
+
+test: lint typecheck test-js pytest
+
+# The fast lane: every test that starts no process (in process against a real Redis), in
+# well under a minute; the tests that start servers or browsers are marked `slow`.
+test-fast: $(STAMP) test-js
+	$(VENV)/bin/pytest -m "not slow" -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
