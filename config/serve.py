@@ -41,6 +41,10 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
         # networks). Unset: uvicorn's own default, which believes 127.0.0.1 and ::1 only.
         forwarded = env.get("FORWARDED_ALLOW_IPS", "").strip()
         proxy = ["--proxy-headers", "--forwarded-allow-ips", forwarded] if forwarded else []
+        # WORKERS=N: N server processes on one port, each with its own hub (the channel
+        # layer carries every message to each of them, as between replicas).
+        workers = _workers(env)
+        several = ["--workers", str(workers)] if workers > 1 else []
         return [
             PY, "-m", "uvicorn", "config.asgi:application",
             "--host", host, "--port", str(port),
@@ -50,8 +54,11 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
             "--ws-ping-timeout", ping_timeout,
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
             *proxy,
+            *several,
         ]
     if server == "daphne":
+        if _workers(env) > 1:
+            raise SystemExit("WORKERS above 1 needs SERVER=uvicorn (daphne serves one process per port)")
         return [
             PY, "-m", "config.daphne_server", "-b", host, "-p", str(port),
             "--ping-interval", ping_interval, "--ping-timeout", ping_timeout,
@@ -64,6 +71,13 @@ def _child_name(child: subprocess.Popen[bytes]) -> str:
     """What a child started here runs: `uvicorn`, `config.daphne_server`, `run_archiver`."""
     args = child.args
     return str(args[2]) if isinstance(args, list) and len(args) > 2 else str(args)
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    raw = env.get("WORKERS", "1").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"WORKERS={raw!r}: expected a whole number, 1 or more")
+    return int(raw)
 
 
 def _say(text: str) -> None:
