@@ -34,7 +34,7 @@ from .errors import Unavailable
 from .names import StreamKeys, parse_stream, stream_keys
 from .protocol import encode
 
-PRESENCE_KINDS = frozenset({"room"})
+PRESENCE_KINDS = frozenset({"room", "group", "dm"})
 _LUA = Path(__file__).with_name("lua")
 
 
@@ -66,11 +66,18 @@ class Changes:
 
     users: dict[str, tuple[str, dict[str, str], int]] = field(default_factory=dict)
     total: int = 0
+    total_version: int = 0  # the version `total` was counted at
 
     def note(self, event: str, field_: str, version: int) -> None:
         held = self.users.get(field_)
         if held is None or held[2] < version:
             self.users[field_] = (event, user_of(field_), version)
+
+    def count(self, total: int, version: int) -> None:
+        """Keep the total of the newest change: concurrent scripts' answers resume in
+        any order, and an older, smaller total would let a full room's joins out."""
+        if version >= self.total_version:
+            self.total, self.total_version = total, version
 
     def frame(self, stream: str) -> str:
         joined = [{**u, "v": v} for e, u, v in self.users.values() if e == "join"]
@@ -145,7 +152,8 @@ class Presence:
         if parse_stream(stream).kind not in PRESENCE_KINDS:
             return
         changes = self.pending.setdefault(stream, Changes())
-        changes.total = total
+        versions = [int(v) for v in pairs[1::2]]
+        changes.count(total, max(versions, default=0))
         for i in range(0, len(pairs), 2):
             changes.note(event, str(pairs[i]), int(pairs[i + 1]))
 
@@ -216,3 +224,15 @@ class Presence:
         async with redis_call():
             result = await self._leave(keys=self._script_keys(stream), args=members)
         self._note(stream, "leave", result[1:], int(result[0]))
+
+
+async def present_user_ids(stream: str) -> set[str]:
+    """The ids of the signed-in users with a connection on `stream` now (all processes):
+    for small streams (a `dm:` has two), as it reads the whole users hash."""
+    from . import runtime
+
+    backlog = runtime.current().backlog
+    key = stream_keys(backlog.prefix, stream, backlog.buckets).present_users
+    async with redis_call():
+        counts = await backlog.redis.hgetall(key)
+    return {user_of(str(f))["id"] for f, n in counts.items() if int(n) > 0}

@@ -167,3 +167,14 @@ async def test_a_leave_that_lands_during_the_renewal_is_not_undone(monkeypatch: 
     redis = runtime.current().redis
     assert left and await redis.zcard(keys.presence) == 0 and await redis.hlen(keys.present_users) == 0
     assert (await hub.occupancy.figures([stream]))[0][1] == 0
+
+
+def test_a_batch_keeps_the_total_of_its_newest_change_whatever_order_answers_resume() -> None:
+    from realtime.presence import Changes
+
+    changes = Changes()
+    changes.count(150, 150)  # the later script's answer resumes first
+    changes.count(99, 99)
+    assert changes.total == 150
+    changes.count(149, 151)  # a leave after both
+    assert changes.total == 149
