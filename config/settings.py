@@ -331,6 +331,10 @@ RT_IDEMPOTENCY_TTL = 600
 # Seconds between re-checks of every session socket's rights (realtime/sessions.py);
 # logout, and saving or deleting a user, take effect at once besides.
 RT_SESSION_RECHECK = _env_float("RT_SESSION_RECHECK", 30.0, minimum=0.1)
+# Seconds a process trusts what it read of a user's standing on a group or room (member,
+# owner, muted, banned; realtime/standing.py). Changes are pushed to every process at
+# once; this bounds how long one whose push was lost can lag, open sockets included.
+RT_RIGHTS_TTL = _env_float("RT_RIGHTS_TTL", 5.0, minimum=0.1)
 # Seconds any Redis call on the request path may take before it answers `unavailable`
 # (realtime/deadline.py); a publish cut off so may have been stored: retry with its id.
 RT_REDIS_TIMEOUT = _env_float("RT_REDIS_TIMEOUT", 5.0, minimum=0.1)

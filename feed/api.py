@@ -30,6 +30,7 @@ from realtime import (
     can_subscribe,
     current_backlog,
     decode_body,
+    json_body,
     parse_stream,
     principal_of,
     require_csrf,
@@ -112,9 +113,7 @@ async def get_read_position(request: HttpRequest, user_id: UserIdPath) -> dict[s
 @router.post(
     "/{user_id}/read",
     response={200: ReadPositionOut, 413: ErrorOut, 429: ErrorOut, **ERRORS},
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": ReadPositionIn.model_json_schema()}}}
-    },
+    openapi_extra=json_body(ReadPositionIn.model_json_schema()),
     summary="Mark a feed read up to a position",
 )
 async def mark_read(request: HttpRequest, user_id: UserIdPath) -> dict[str, Any]:

@@ -16,10 +16,13 @@ if TYPE_CHECKING:  # the same names, typed, for mypy and editors
     from .auth import Principal, can_publish, can_subscribe
     from .backlog import Backlog
     from .errors import BadRequest, Forbidden, RateLimited, RealtimeError
-    from .http import ERRORS, MAX_SEQ, ErrorOut, decode_body, principal_of, require_csrf
-    from .names import NAME_PATTERN, StreamName, parse_stream
-    from .publishing import Published, apublish, publish
+    from .gate import message_published
+    from .http import ERRORS, MAX_SEQ, ErrorOut, decode_body, json_body, principal_of, require_csrf
+    from .names import CHAT_KINDS, NAME_PATTERN, StreamName, dm_pair, dm_stream, parse_stream
+    from .presence import present_user_ids
+    from .publishing import Published, apublish, publish, send_ephemeral
     from .ratelimit import KeyedBuckets
+    from .rights import may_read
     from .runtime import current_backlog
     from .sender import SERVER, Sender
 
@@ -31,10 +34,17 @@ _PUBLIC = {
     "SERVER": "sender",
     "apublish": "publishing",
     "publish": "publishing",
+    "send_ephemeral": "publishing",
+    "message_published": "gate",
     # names, rights and errors
     "NAME_PATTERN": "names",
     "StreamName": "names",
     "parse_stream": "names",
+    "CHAT_KINDS": "names",
+    "dm_pair": "names",
+    "dm_stream": "names",
+    "may_read": "rights",
+    "present_user_ids": "presence",
     "Principal": "auth",
     "can_subscribe": "auth",
     "can_publish": "auth",
@@ -47,6 +57,7 @@ _PUBLIC = {
     "ErrorOut": "http",
     "MAX_SEQ": "http",
     "decode_body": "http",
+    "json_body": "http",
     "principal_of": "http",
     "require_csrf": "http",
     "KeyedBuckets": "ratelimit",
@@ -57,9 +68,10 @@ _PUBLIC = {
 }
 
 __all__ = [
+    "CHAT_KINDS", "present_user_ids", "dm_pair", "dm_stream", "may_read", "message_published", "send_ephemeral",
     "ERRORS", "MAX_SEQ", "NAME_PATTERN", "SERVER", "Backlog", "BadRequest", "ErrorOut", "Forbidden",
     "KeyedBuckets", "Principal", "Published", "RateLimited", "RealtimeError", "Sender", "StreamName",
-    "add_api_router", "apublish", "can_publish", "can_subscribe", "current_backlog", "decode_body",
+    "add_api_router", "apublish", "can_publish", "can_subscribe", "current_backlog", "decode_body", "json_body",
     "parse_stream", "principal_of", "publish", "require_csrf",
 ]
 

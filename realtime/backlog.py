@@ -48,6 +48,15 @@ class Range:
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """A stream at a glance: its epoch ("" before its first message), latest seq, newest frame."""
+
+    epoch: str
+    latest: int
+    newest: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Tail:
     """A stream's epoch (None: lost), its counter, and the frame stored under one seq."""
 
@@ -141,6 +150,21 @@ class Backlog:
                 keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most, self._durable_only]
             )
         return Range(result[0], int(result[1]), int(result[2]), result[3:])
+
+    async def heads(self, streams: list[str]) -> list[Head]:
+        """Each stream's epoch, latest seq and newest kept frame, in one round trip and
+        without creating anything (a list page asks this for many streams)."""
+        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                keys = stream_keys(self.prefix, stream, self.buckets)
+                pipe.hmget(keys.meta, ["epoch", "seq"])
+                pipe.lindex(keys.log, 0)
+            answers = await pipe.execute()
+        heads = []
+        for i in range(len(streams)):
+            (epoch, seq), newest = answers[2 * i], answers[2 * i + 1]
+            heads.append(Head(epoch or "", int(seq or 0), newest))
+        return heads
 
     async def position(self, stream: str) -> tuple[str, int]:
         """(epoch, latest seq), creating the epoch when the stream has none."""

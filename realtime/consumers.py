@@ -21,17 +21,9 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from . import metrics, runtime
-from .auth import (
-    ANONYMOUS,
-    Principal,
-    can_publish,
-    can_subscribe,
-    from_user,
-    is_backend_publisher,
-    origin_allowed,
-    verify_token,
-)
+from .auth import ANONYMOUS, Principal, from_user, is_backend_publisher, origin_allowed, verify_token
 from .errors import BadRequest, Forbidden, RateLimited, RealtimeError, TooLarge, Unauthorized, Unavailable
+from .gate import announce, check_client_publish, decoded
 from .hub import StreamHub, Subscription
 from .names import parse_stream
 from .occupancy import occupancy_frame
@@ -56,6 +48,7 @@ from .protocol import (
 )
 from .publishing import apublish
 from .ratelimit import TYPING, TokenBucket, connection_bucket, take_publish
+from .rights import may_read
 
 log = logging.getLogger("realtime.ws")
 
@@ -315,11 +308,19 @@ class StreamConsumer(AsyncConsumer):
 
     async def on_publish(self, frame: Publish) -> None:
         name = parse_stream(frame.stream)
-        if not can_publish(self.who, name):
-            raise Forbidden(f"you may not publish to {name.full}")
+        data = decoded(name, frame.data)
+        await check_client_publish(self.who, name, data)
         take_publish(self.who.sender_key, is_backend_publisher(self.who, name))
         done = await apublish(name.full, frame.data, self.who.sender, frame.id)
         self.outbox.push(ack_frame(frame.id, done.stream, done.seq, done.epoch))
+        announce(name, data, self.who, done, self._site())
+
+    def _site(self) -> str:
+        """The site's address as this client reached it, for links in notifications."""
+        headers = dict(self.scope.get("headers", []))
+        host = headers.get(b"host", b"localhost").decode("latin-1")
+        secure = self.scope.get("scheme") in ("wss", "https")
+        return f"{'https' if secure else 'http'}://{host}"
 
     async def on_subscribe(self, frame: Subscribe) -> None:
         name = parse_stream(frame.stream)
@@ -330,10 +331,10 @@ class StreamConsumer(AsyncConsumer):
         self.subscribe_bucket.take_or_raise(f"{settings.RT_SUBSCRIBE_RATE:g} subscribes per second")
         if len(self.subs) >= settings.RT_MAX_STREAMS:
             raise BadRequest(f"at most {settings.RT_MAX_STREAMS} streams per connection")
-        if not can_subscribe(self.who, name):
+        if not await may_read(self.who, name):
             raise Forbidden(f"you may not subscribe to {name.full}")
         hub = await self._hub()
-        sub = Subscription(name.full, self.outbox.push_event, occupancy=frame.occupancy)
+        sub = Subscription(name.full, self.outbox.push_event, occupancy=frame.occupancy, owner=self)
         self.subs[name.full] = sub
         try:
             # Register first, then read the backlog, then go live: a message published
@@ -381,6 +382,26 @@ class StreamConsumer(AsyncConsumer):
         metrics.REPLAYED.inc(len(start.frames) + len(more))
         if not start.recovered or hole:
             metrics.RECOVERIES_REFUSED.inc()
+
+    async def recheck_access(self, stream: str) -> None:
+        """The hub asks after a change of rights: a connection that may no longer read
+        `stream` gets `forbidden` and `unsubscribed` for it (docs/protocol.md 1.1)."""
+        sub = self.subs.get(stream)
+        if sub is None or not self.connected or await may_read(self.who, parse_stream(stream)):
+            return
+        if self.subs.get(stream) is not sub:
+            return  # unsubscribed meanwhile
+        del self.subs[stream]
+        sub.live = False
+        metrics.SUBSCRIPTIONS.dec()
+        exc = Forbidden(f"you may no longer read {stream}")
+        metrics.ERRORS.labels(exc.code).inc()
+        self.outbox.push(error_frame(exc, stream=stream))
+        self.outbox.push(unsubscribed_frame(stream))
+        log.info("a connection lost its right to read %s", stream)
+        if self.hub is not None:
+            await self.hub.detach(sub)
+            await self._leave(stream)
 
     async def on_unsubscribe(self, frame: Unsubscribe) -> None:
         name = parse_stream(frame.stream)

@@ -6,7 +6,8 @@ pub/sub once per process, and a message's own frame text is most of it.
 
     rt.msg  a stored message    s: stream, e: epoch, n: seq, t: the `message` frame text
     rt.eph  an ephemeral frame  s: stream, t: frame text (presence, typing: no seq)
-    rt.ctl  a session change    k: "session" with h: session tag, or "user" with u: user id
+    rt.ctl  a session change    k: "session" with h: session tag, or "user" with u: user id;
+            or a change of rights   k: "rights" with s: stream, u: user id ("" for everyone)
     rt.probe  a hub's message to itself   n: its number (is the subscription still live?)
 """
 
@@ -46,11 +47,19 @@ class UserChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RightsChanged:
+    """A user's standing on a stream changed (membership, mute, ban); user_id None: anyone's."""
+
+    stream: str
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
     number: int
 
 
-Event = Message | Ephemeral | SessionEnded | UserChanged | Probe
+Event = Message | Ephemeral | SessionEnded | UserChanged | RightsChanged | Probe
 
 
 def message(stream: str, epoch: str, seq: int, text: str) -> dict[str, Any]:
@@ -67,6 +76,10 @@ def session_ended(tag: str) -> dict[str, Any]:
 
 def user_changed(user_id: str) -> dict[str, Any]:
     return {"type": CONTROL, "k": "user", "u": user_id}
+
+
+def rights_changed(stream: str, user_id: str | None) -> dict[str, Any]:
+    return {"type": CONTROL, "k": "rights", "s": stream, "u": user_id or ""}
 
 
 def probe(number: int) -> dict[str, Any]:
@@ -88,4 +101,6 @@ def read(event: dict[str, Any]) -> Event | None:
             return SessionEnded(str(event["h"]))
         if event.get("k") == "user":
             return UserChanged(str(event["u"]))
+        if event.get("k") == "rights":
+            return RightsChanged(str(event["s"]), str(event["u"]) or None)
     return None

@@ -4,7 +4,8 @@
     ├── BadRequest      bad_request   400
     ├── Unauthorized    unauthorized  401
     ├── Forbidden       forbidden     403
-    ├── NotFound        not_found     404  (HTTP only: a path the API does not have)
+    ├── NotFound        not_found     404  (HTTP only: a path the API does not have, a user who does not exist)
+    ├── Conflict        conflict      409  (HTTP only: a group name another owns)
     ├── TooLarge        too_large     413
     ├── RateLimited     rate_limited  429  (+ retry_after seconds)
     └── Unavailable     unavailable   503  (Redis cannot be reached)
@@ -52,10 +53,17 @@ class Forbidden(RealtimeError):
 
 
 class NotFound(RealtimeError):
-    """A path the HTTP API does not have."""
+    """A path the HTTP API does not have, or a user (to add to a group, to mute) who does not exist."""
 
     code = "not_found"
     status = 404
+
+
+class Conflict(RealtimeError):
+    """A name already taken by someone else (docs/protocol.md 1.1, `PUT /api/groups/NAME`)."""
+
+    code = "conflict"
+    status = 409
 
 
 class TooLarge(RealtimeError):

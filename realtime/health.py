@@ -20,7 +20,7 @@ from .redis_clients import primary_address
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "protocol": "1.1"})
 
 
 async def readyz(request: HttpRequest) -> HttpResponse:

@@ -152,3 +152,15 @@ async def continue_from_archive(stream: str, since_seq: int, found: Range, limit
     expected = range(since_seq + 1, since_seq + 1 + len(messages))
     contiguous = all(m["seq"] == s for m, s in zip(messages, expected, strict=True))
     return SinceResult(found.epoch, found.latest, contiguous and bool(messages), messages)
+
+
+async def find_message(stream: str, seq: int) -> Message | None:
+    """Message `seq` of the stream's current epoch, from the backlog or else the archive;
+    None when there is none (yet, or any more)."""
+    got = await runtime.current().backlog.read(stream, first=seq, last=seq)
+    if seq > got.latest:
+        return None
+    if got.frames and got.first == seq:
+        return message_object(got.frames[0])
+    found = await _archived(stream, got.epoch, seq, seq + 1, 1, newest_first=False)
+    return found[0] if found else None

@@ -35,6 +35,12 @@ class ErrorOut(Schema):
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 503: ErrorOut}
 
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` documenting a required JSON body (bodies are decoded with msgspec,
+    so ninja does not see them)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def error_object(exc: RealtimeError) -> dict[str, Any]:
     """`{"error": {"code", "message"}}`, with `retry_after` for a rate limit."""
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}

@@ -25,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+from django.conf import settings
 
 from . import envelope, metrics
+from .auth import Principal
 from .backlog import Backlog, Range, Tail
 from .deadline import redis_call
 from .errors import RealtimeError, Unavailable
@@ -38,6 +41,7 @@ from .outbox import SendEvent, send_event
 from .presence import Presence
 from .protocol import subscribed_frame
 from .sessions import CONTROL_GROUP, SessionWatch
+from .standing import STANDINGS
 from .stats import StatsReporter
 
 log = logging.getLogger("realtime.hub")
@@ -46,15 +50,25 @@ log = logging.getLogger("realtime.hub")
 class Subscription:
     """One connection's subscription to one stream. `push` hands a send event to its socket."""
 
-    __slots__ = ("stream", "push", "position", "live", "occupancy")
+    __slots__ = ("stream", "push", "position", "live", "occupancy", "owner")
 
-    def __init__(self, stream: str, push: Callable[[SendEvent], None], *, occupancy: bool = False) -> None:
+    def __init__(
+        self, stream: str, push: Callable[[SendEvent], None], *, occupancy: bool = False, owner: RightsHolder | None = None
+    ) -> None:
         self.stream = stream
         self.push = push
         self.position = 0
         self.live = False
         #: Whether it asked for `occupancy` frames (docs/protocol.md 1.1, "Occupancy").
         self.occupancy = occupancy
+        #: The connection, asked again whether it may still read when rights change.
+        self.owner = owner
+
+
+class RightsHolder(Protocol):
+    who: Principal
+
+    async def recheck_access(self, stream: str) -> None: ...
 
 
 class StreamState:
@@ -141,6 +155,8 @@ class StreamHub:
         self._membership = asyncio.Lock()
         self._starting = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Short tasks started by events (rights re-checks; kept: the loop holds tasks weakly).
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._redis_ok = True
         #: Probes sent to the hub's own channel, and the newest one that came back.
@@ -173,6 +189,7 @@ class StreamHub:
                 loop.create_task(self.sessions.run()),
                 loop.create_task(self._every_interval()),
                 loop.create_task(self.stats.run()),
+                loop.create_task(self._rights_loop()),
             ]
             self._started = True
 
@@ -255,12 +272,55 @@ class StreamHub:
                     self._on_ephemeral(event.stream, event.text)
                 elif isinstance(event, envelope.Probe):
                     self._probe_back = max(self._probe_back, event.number)
+                elif isinstance(event, envelope.RightsChanged):
+                    self.on_rights_changed(event.stream, event.user_id)
                 elif event is not None:
                     await self.sessions.on_control(event)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("hub failed on a message; the position check will repair the stream")
+
+    # --- rights of open subscriptions (realtime/standing.py) -------------------------------
+
+    def on_rights_changed(self, stream: str, user_id: str | None) -> None:
+        """Forget what was read of that standing and ask that user's connections (all,
+        for None) whether they may still read the stream; those that may not are cut off."""
+        STANDINGS.forget(stream, user_id)
+        state = self.streams.get(stream)
+        if state is None:
+            return
+        for sub in list(state.members):
+            owner = sub.owner
+            if owner is not None and (user_id is None or owner.who.user_id == user_id):
+                self._spawn(owner.recheck_access(stream))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _rights_loop(self) -> None:
+        """Every RT_RIGHTS_TTL seconds, read again the standing of every user with an open
+        `group:` subscription here (one query per group) and cut off those who lost it:
+        the push of a change is at most once, this bounds a lost one."""
+        while True:
+            await asyncio.sleep(settings.RT_RIGHTS_TTL)
+            for stream, state in list(self.streams.items()):
+                name = parse_stream(stream)
+                if name.kind != "group":
+                    continue
+                owners = [sub.owner for sub in state.members if sub.owner is not None]
+                users = sorted({o.who.user_id for o in owners if o.who.user_id is not None})
+                try:
+                    if users:
+                        await STANDINGS.refresh(name, users)
+                    for owner in owners:
+                        await owner.recheck_access(stream)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("re-checking the rights on %s failed; trying again later", stream)
 
     def _on_ephemeral(self, stream: str, text: str) -> None:
         """Presence and typing: no seq, no ordering, not replayed (at most once)."""

@@ -14,7 +14,9 @@ from functools import lru_cache
 
 from .errors import BadRequest
 
-KINDS = ("room", "live", "user", "staff")
+KINDS = ("room", "live", "user", "staff", "group", "dm")
+#: Kinds whose messages people write to each other: edits, deletions and mentions apply.
+CHAT_KINDS = frozenset({"room", "group", "dm"})
 #: The NAME part of a stream name (docs/protocol.md "Streams"); URL routes and models reuse it.
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -47,7 +49,24 @@ def parse_stream(value: object) -> StreamName:
         raise BadRequest(f"stream kind must be one of {', '.join(KINDS)}: {value[:80]!r}")
     if not _NAME_RE.fullmatch(name):
         raise BadRequest(f"stream name must match {NAME_PATTERN}: {value[:80]!r}")
+    if kind == "dm" and dm_pair(name) is None:
+        raise BadRequest(f"a dm stream is dm:A.B, two different user ids in ascending order: {value[:80]!r}")
     return StreamName(kind, name)
+
+
+def dm_pair(name: str) -> tuple[str, str] | None:
+    """The two user ids of a `dm:` name, or None: exactly one dot, two different ids, the
+    smaller first (string order), so that each conversation has one name."""
+    a, sep, b = name.partition(".")
+    if not sep or not a or not b or "." in b or not a < b:
+        return None
+    return a, b
+
+
+def dm_stream(user_a: str, user_b: str) -> str:
+    """The `dm:` stream of two users; BadRequest for one user, or ids with a dot."""
+    low, high = sorted((str(user_a), str(user_b)))
+    return parse_stream(f"dm:{low}.{high}").full
 
 
 def bucket_of(stream: str, buckets: int) -> int:

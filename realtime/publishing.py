@@ -31,13 +31,13 @@ from .names import StreamName, parse_stream
 from .protocol import encode_json
 from .sender import SERVER, Sender
 
-__all__ = ["SERVER", "Published", "Sender", "apublish", "message_tail", "publish"]
+__all__ = ["SERVER", "Published", "Sender", "apublish", "message_tail", "publish", "send_ephemeral"]
 
 log = logging.getLogger("realtime.publish")
 T = TypeVar("T")
 
 #: Stream kinds whose messages are also queued for the database archive.
-ARCHIVED_KINDS = frozenset({"room", "user"})
+ARCHIVED_KINDS = frozenset({"room", "group", "dm", "user"})
 
 #: Fan-outs a sync publisher may have queued before it waits for one to go out.
 MAX_PENDING_FAN_OUTS = 256
@@ -190,6 +190,14 @@ def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None
     publish order, and is awaited at interpreter exit.
     """
     return _bridge.run(_publish(stream, data, sender, id, _bridge.fan_out_later))
+
+
+async def send_ephemeral(stream: str, frame: dict[str, Any]) -> None:
+    """Hand `frame` (a dict with its "type") to every current subscriber of `stream` on
+    every process: no seq, not stored, at most once (docs/protocol.md "Presence")."""
+    name = parse_stream(stream)
+    async with redis_call():
+        await runtime.current().layer.group_send(name.group, envelope.ephemeral(name.full, encode_json(frame).decode()))
 
 
 _control_tasks: set[asyncio.Task[None]] = set()

@@ -1,5 +1,6 @@
-"""Tell every server process when a session ends or a user changes (realtime/sessions.py):
-their session sockets are closed or re-checked at once instead of at the next sweep."""
+"""Tell every server process when a session ends or a user changes (realtime/sessions.py),
+or when someone's rights on a group or room change (realtime/standing.py): their sockets
+are closed or re-checked at once instead of at the next sweep."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from .envelope import user_changed
+from .envelope import rights_changed, user_changed
 from .publishing import send_control
 from .sessions import CONTROL_GROUP, logout_message
+from .standing import STANDINGS
 
 log = logging.getLogger("realtime.sessions")
 
@@ -47,10 +49,36 @@ def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     _tell(user_changed(str(instance.pk)))
 
 
+def membership_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _rights(f"group:{instance.group.name}", str(instance.user_id))
+
+
+def sanction_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _rights(instance.stream, str(instance.user_id))
+
+
+def group_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _rights(instance.stream, None)
+
+
+def _rights(stream: str, user_id: str | None) -> None:
+    def forget_here() -> None:  # before the push comes back: a request right after reads anew
+        STANDINGS.forget(stream, user_id)
+
+    transaction.on_commit(forget_here)
+    _tell(rights_changed(stream, user_id))
+
+
 def connect() -> None:
     from django.contrib.auth import get_user_model
+
+    from .models import Group, GroupMember, Sanction
 
     user_model = get_user_model()
     user_logged_out.connect(logged_out, dispatch_uid="realtime.logged_out")
     post_save.connect(user_saved, sender=user_model, dispatch_uid="realtime.user_saved")
     post_delete.connect(user_deleted, sender=user_model, dispatch_uid="realtime.user_deleted")
+    for signal in (post_save, post_delete):
+        signal.connect(membership_changed, sender=GroupMember, dispatch_uid=f"realtime.member.{signal is post_save}")
+        signal.connect(sanction_changed, sender=Sanction, dispatch_uid=f"realtime.sanction.{signal is post_save}")
+        signal.connect(group_changed, sender=Group, dispatch_uid=f"realtime.group.{signal is post_save}")

@@ -57,6 +57,36 @@ def signed_in(server_env: dict[str, str], rt_settings: str) -> Callable[..., Sig
     return make
 
 
+_MAKE_USERS = """
+import os
+from django.contrib.auth import get_user_model
+for name in os.environ["E2E_USERNAMES"].split(","):
+    staff = name.endswith("-staff")
+    user = get_user_model().objects.create_user(name, is_staff=staff)
+    print(user.pk, name)
+"""
+
+
+@pytest.fixture
+def users(server_env: dict[str, str], rt_settings: str) -> Callable[..., list[SignedIn]]:
+    """Factory: users("ann", "bob", "eve-staff") -> Django users in the servers' database, made
+    in one process (no sessions: tests act as them with tokens whose `sub` is their id)."""
+    count = iter(range(1000))
+
+    def make(*names: str) -> list[SignedIn]:
+        tag = f"{rt_settings}-{next(count)}"
+        usernames = [f"{name.removesuffix('-staff')}{tag}" + ("-staff" if name.endswith("-staff") else "") for name in names]
+        env = dict(server_env, E2E_USERNAMES=",".join(usernames))
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", _MAKE_USERS],
+            cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
+        )
+        rows = [line.split() for line in done.stdout.splitlines() if line.strip()][-len(names):]
+        return [SignedIn(pk, name, "") for pk, name in rows]
+
+    return make
+
+
 # --- Browser fixtures: Debian's Chromium driven by Playwright ---------------------------
 # The browser tests fail (never skip) when /usr/bin/chromium is missing: `make browser`
 # installs it.

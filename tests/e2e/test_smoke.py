@@ -13,7 +13,8 @@ from tests.wsclient import Client
 
 async def test_healthz_and_ping(server) -> None:
     async with httpx.AsyncClient() as http:
-        assert (await http.get(server.http + "/healthz")).status_code == 200
+        health = await http.get(server.http + "/healthz")
+        assert health.status_code == 200 and health.json() == {"status": "ok", "protocol": "1.1"}
         assert (await http.get(server.http + "/readyz")).status_code == 200
     client = await Client.connect(server.ws)
     assert await client.request({"type": "ping"}) == {"type": "pong"}

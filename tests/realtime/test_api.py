@@ -99,6 +99,7 @@ async def test_read_of_an_untouched_stream_starts_its_epoch() -> None:
     assert (await runtime.current().backlog.position("room:fresh"))[0] == page["epoch"]
 
 
+@pytest.mark.django_db(transaction=True)  # a signed-in publish to a room reads its mutes and bans
 async def test_credentials_and_rights() -> None:
     client = AsyncClient()
     assert_error(await post(client, "room:r", {"data": 1}, {}), 403, "forbidden")
