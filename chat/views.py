@@ -48,7 +48,7 @@ def room_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             room = form.save()
             return redirect("room", name=room.name)
-    return _list_page(request, form=form, group_form=GroupForm())
+    return _list_page(request, form=form, group_form=GroupForm(auto_id="id_group_%s"))
 
 
 def _list_page(request: HttpRequest, *, form: RoomForm, group_form: GroupForm, status: int = 200) -> HttpResponse:
@@ -71,7 +71,7 @@ def _list_page(request: HttpRequest, *, form: RoomForm, group_form: GroupForm, s
 @login_required
 @require_POST
 def create_group(request: HttpRequest) -> HttpResponse:
-    group_form = GroupForm(request.POST)
+    group_form = GroupForm(request.POST, auto_id="id_group_%s")
     if group_form.is_valid():
         try:
             group, _ = group_ops.create(_actor(request), group_form.cleaned_data["name"], group_form.cleaned_data["title"])
@@ -85,8 +85,9 @@ def _page(request: HttpRequest, stream: str, kind: str, title: str, **extra: Any
     me = _me(request)
     read = None
     if me is not None:
-        mark = ReadMark.objects.filter(user_id=request.user.pk, stream=stream).first()
-        if mark is not None and mark.epoch:
+        # Opening a conversation follows it: it is in the person's list from now on.
+        mark, _ = ReadMark.objects.get_or_create(user_id=request.user.pk, stream=stream)
+        if mark.epoch:
             read = {"epoch": mark.epoch, "seq": mark.seq}
     config = {
         "stream": stream,

@@ -57,6 +57,8 @@ export class RoomHistory {
     this.holeRetry = new Retry(retryWait, { tries: RETRY_TRIES });
     /** Holes between shown messages given up after RETRY_TRIES: "epoch:above:below". */
     this.unavailable = new Set();
+    /** Whether gap marks are drawn (a correction that fills a hole must redraw them). */
+    this.gapsShown = false;
   }
 
   // --- what every part of the page goes through ------------------------------------------
@@ -65,6 +67,7 @@ export class RoomHistory {
   forgetEpoch(epoch) {
     if (!this.model.setEpoch(epoch)) return;
     this.view.clear();
+    this.gapsShown = false;
     this.reset();
     this.showBeginning(false);
   }
@@ -87,11 +90,24 @@ export class RoomHistory {
       if (known) this.view.update(known);
       return false;
     }
-    const shown = this.model.add(msg);
-    this.view.place(shown, this.model.after(shown.seq));
-    this.closeGapsNear(shown.seq);
-    if (shown.seq === 1) this.showBeginning(true);
+    const entry = this.model.add(msg);
+    this.draw(entry);
+    // A correction has no element to stand next to a gap mark: any mark may have closed.
+    if (entry.correction && this.gapsShown) this.view.keepingPlace(() => this.markGaps());
+    else this.closeGapsNear(entry.seq);
+    if (entry.seq === 1) this.showBeginning(true);
     return true;
+  }
+
+  /** What `model.add` returned, drawn: a message at its place, or a correction over the
+   * message it changes (nothing while that one is not loaded: it is folded in when it comes). */
+  draw(entry) {
+    if (!entry.correction) {
+      this.view.place(entry, this.model.after(entry.seq));
+      return;
+    }
+    const target = this.model.drawn(entry.correction.target);
+    if (target) this.view.redraw(target);
   }
 
   /** A message just placed next to a gap mark may have closed that gap (the frame of the
@@ -118,10 +134,7 @@ export class RoomHistory {
   /** Put `messages` (any order) at their seq's place, once each. Returns how many were new. */
   insertBatch(messages) {
     const fresh = this.model.fresh(messages);
-    for (const msg of fresh) {
-      const shown = this.model.add(msg);
-      this.view.place(shown, this.model.after(shown.seq));
-    }
+    for (const msg of fresh) this.draw(this.model.add(msg));
     if (this.model.has(1)) this.showBeginning(true);
     return fresh.length;
   }
@@ -247,13 +260,16 @@ export class RoomHistory {
 
   /** Say where messages are missing: pending while they are asked for again, else not available. */
   markGaps() {
-    this.view.drawGaps(this.gaps());
+    const gaps = this.gaps();
+    this.gapsShown = gaps.length > 0;
+    this.view.drawGaps(gaps);
   }
 
   /** Take away the shown messages below `seq`, with what paging knew of them. */
   dropBelow(seq) {
     this.view.remove(this.model.dropBelow(seq));
     this.view.clearGaps();
+    this.gapsShown = false;
     this.reset();
     this.showBeginning(false);
   }

@@ -3,8 +3,15 @@
  * seq, the person's own publishes still waiting for their `ack` (or refused), and where
  * seqs are missing between shown messages (holes). The view draws from it and the history
  * pager asks it which ranges to load; neither keeps a list of its own.
+ *
+ * Edits and deletions (chat/corrections.js) have seqs of their own: they are kept by seq
+ * like messages, so that they count as present (no hole to fill where one stands), but
+ * never drawn; what they say is folded into the message they target, whichever of the two
+ * arrives first.
  * @module chat/model
  */
+
+import { Corrections, correctionOf } from "./corrections.js";
 
 /**
  * @typedef {object} ShownMessage
@@ -15,6 +22,17 @@
  * @property {string | null} senderName null: a message of the server (no sender)
  * @property {string | null} senderId
  * @property {boolean} mine written by the person reading
+ * @property {true} [edited] its text is the newest edit's
+ * @property {true} [deleted] withdrawn: `text` is empty
+ * @property {true} [raw] not a chat message (`{"text"}`): its data shown as JSON, never corrected
+ */
+
+/**
+ * @typedef {object} CorrectionEntry the seq of an edit or a deletion: present, not drawn
+ * @property {number} seq
+ * @property {string} epoch
+ * @property {number} ts
+ * @property {import("./corrections.js").Correction} correction
  */
 
 /**
@@ -54,8 +72,10 @@ export class RoomModel {
     this.me = me;
     /** @type {string | null} */
     this.epoch = null;
-    /** @type {Map<number, ShownMessage>} */
+    /** @type {Map<number, ShownMessage | CorrectionEntry>} */
     this.messages = new Map();
+    /** What the corrections of this epoch make of their targets, loaded or not. */
+    this.corrections = new Corrections();
     /** @type {number[]} the shown seqs, ascending */
     this._seqs = [];
     /** @type {Map<number, PendingPublish>} in the order they were written */
@@ -72,6 +92,7 @@ export class RoomModel {
     if (this.epoch === epoch) return false;
     this.epoch = epoch;
     this.messages.clear();
+    this.corrections.clear();
     this._seqs = [];
     return true;
   }
@@ -93,6 +114,12 @@ export class RoomModel {
     return this.messages.get(seq);
   }
 
+  /** @returns {ShownMessage | null} the message drawn at `seq` (not a correction), if shown */
+  drawn(seq) {
+    const entry = this.messages.get(seq);
+    return entry && !entry.correction ? entry : null;
+  }
+
   /** @returns {number | null} */
   oldest() {
     return this._seqs.length ? this._seqs[0] : null;
@@ -103,10 +130,13 @@ export class RoomModel {
     return this._seqs.length ? this._seqs[this._seqs.length - 1] : null;
   }
 
-  /** @returns {number | null} the lowest shown seq above `seq` */
+  /** @returns {number | null} the lowest seq above `seq` drawn as a message: where a
+   * message goes (corrections have no element to go before) */
   after(seq) {
-    const i = this._index(seq + 1);
-    return i < this._seqs.length ? this._seqs[i] : null;
+    for (let i = this._index(seq + 1); i < this._seqs.length; i += 1) {
+      if (!this.messages.get(this._seqs[i]).correction) return this._seqs[i];
+    }
+    return null;
   }
 
   /** @returns {number | null} the highest shown seq below `seq` */
@@ -115,10 +145,10 @@ export class RoomModel {
     return i > 0 ? this._seqs[i - 1] : null;
   }
 
-  /** @returns {ShownMessage} a message frame as the page shows it */
+  /** @returns {ShownMessage} a message frame as the page shows it, before any correction */
   shown(msg) {
     const sender = msg.sender || null;
-    return {
+    const entry = {
       seq: msg.seq,
       epoch: msg.epoch,
       ts: msg.ts,
@@ -127,25 +157,50 @@ export class RoomModel {
       senderId: sender ? sender.id : null,
       mine: Boolean(this.me && sender && sender.id === this.me.id),
     };
+    if (!(msg.data && typeof msg.data.text === "string")) entry.raw = true;
+    return entry;
   }
 
   /**
-   * Show a message of the current epoch, once per seq.
+   * Take a message of the current epoch, once per seq: a message to draw, or a
+   * correction, folded into its target when that is shown and kept for it otherwise.
    * @param {import("../realtime/client.js").Message} msg
-   * @returns {ShownMessage | null} the new entry; null when its seq is shown already
+   * @returns {ShownMessage | CorrectionEntry | null} the new entry (a correction's has
+   *   `correction`: redraw `drawn(correction.target)`); null when its seq is known already
    */
   add(msg) {
     if (this.messages.has(msg.seq)) return null;
-    return this._insert(this.shown(msg));
+    const correction = correctionOf(msg.data);
+    if (!correction) return this._insert(this._fold(this.shown(msg)));
+    const entry = this._insert({ seq: msg.seq, epoch: msg.epoch, ts: msg.ts, correction });
+    this.corrections.note(msg.seq, correction);
+    const target = this.drawn(correction.target);
+    if (target) this._fold(target);
+    return entry;
+  }
+
+  /** Make `message` say what the corrections known of it say. @returns {ShownMessage} */
+  _fold(message) {
+    const corrected = message.raw ? null : this.corrections.of(message.seq);
+    if (!corrected) return message;
+    if (corrected.deleted) {
+      message.deleted = true;
+      message.text = "";
+      delete message.edited;
+    } else if (corrected.text !== null) {
+      message.edited = true;
+      message.text = corrected.text;
+    }
+    return message;
   }
 
   /**
    * What the server says of a message already shown (our own, placed when its `ack`
    * came): its time and its sender's name.
-   * @returns {ShownMessage | null}
+   * @returns {ShownMessage | null} null for a seq not drawn (unknown, or a correction)
    */
   update(msg) {
-    const known = this.messages.get(msg.seq);
+    const known = this.drawn(msg.seq);
     if (!known) return null;
     known.ts = msg.ts;
     if (msg.sender) known.senderName = msg.sender.name;
@@ -217,7 +272,7 @@ export class RoomModel {
     if (!entry) return null;
     this.pending.delete(key);
     if (this.messages.has(ack.seq)) return null;
-    return this._insert({
+    return this._insert(this._fold({
       seq: ack.seq,
       epoch: ack.epoch,
       ts: entry.ts,
@@ -225,7 +280,7 @@ export class RoomModel {
       senderName: this.me ? this.me.name : null,
       senderId: this.me ? this.me.id : null,
       mine: true,
-    });
+    }));
   }
 
   /** The publish was refused: it stays shown, marked failed. @returns {PendingPublish | null} */

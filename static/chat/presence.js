@@ -23,9 +23,14 @@ const ANSWER_LOST = 10000;
 /** The "who is here" list: who is present, with the version of what the page knows. */
 export class PresenceList {
   /**
-   * @param {{client: any, stream: string, list: HTMLElement, count: HTMLElement, me: {id: string} | null}} options
+   * @param {{client: any, stream: string, list: HTMLElement, count: HTMLElement, me: {id: string} | null,
+   *   actions?: (id: string, name: string) => Node[]}} options `actions`: what follows a
+   *   person's name (chat/person-actions.js); without, the item is the name alone
    */
-  constructor({ client, stream, list, count, me }) {
+  constructor({ client, stream, list, count, me, actions = null }) {
+    this.actions = actions;
+    /** Set by stop(): the page lost this stream, nothing is asked any more. */
+    this.stopped = false;
     this.client = client;
     this.stream = stream;
     this.list = list;
@@ -67,6 +72,7 @@ export class PresenceList {
   refresh() {
     clearTimeout(this._askTimer);
     this._askTimer = null;
+    if (this.stopped) return;
     if (!this.client.send({ type: "presence", stream: this.stream })) return; // the next subscribe asks
     this.queries += 1;
     this._asking = true;
@@ -77,9 +83,21 @@ export class PresenceList {
     }, ANSWER_LOST);
   }
 
+  /** No access to the stream any more: stop asking (the server would refuse each query)
+   * and show no one. */
+  stop() {
+    this.stopped = true;
+    this._answered();
+    clearTimeout(this._askTimer);
+    this._askTimer = null;
+    this.users = new Map();
+    this.big = false;
+    this._show();
+  }
+
   /** Ask again after REQUERY_LEAST plus a random part of REQUERY_SPREAD (or `least`). */
   _askLater(least = REQUERY_LEAST) {
-    if (this._askTimer !== null || this._asking) return;
+    if (this._askTimer !== null || this._asking || this.stopped) return;
     const wait = Math.max(least, REQUERY_LEAST) + Math.random() * REQUERY_SPREAD;
     this._askTimer = setTimeout(() => this.refresh(), wait);
   }
@@ -91,6 +109,7 @@ export class PresenceList {
   }
 
   _onFrame(frame) {
+    if (this.stopped) return;
     if (Array.isArray(frame.members)) this._onList(frame);
     else if (Array.isArray(frame.joined) || Array.isArray(frame.left)) this._onChanges(frame);
     else return; // not a presence frame this page knows: the list stays as it is
@@ -128,7 +147,7 @@ export class PresenceList {
   }
 
   _onOccupancy(frame) {
-    if (!this.big || !Number.isInteger(frame.users)) return; // a listed room counts its list
+    if (this.stopped || !this.big || !Number.isInteger(frame.users)) return; // a listed room counts its list
     this.total = Math.max(0, frame.users);
     this._show();
   }
@@ -148,8 +167,15 @@ export class PresenceList {
       const li = document.createElement("li");
       li.className = "who-item" + (this.me && id === this.me.id ? " me" : "");
       li.dataset.userId = id;
-      li.textContent = user.name;
       li.title = this.me && id === this.me.id ? "you" : user.name;
+      if (!this.actions) {
+        li.textContent = user.name;
+        return li;
+      }
+      const name = document.createElement("span");
+      name.className = "who-name";
+      name.textContent = user.name;
+      li.append(name, ...this.actions(id, user.name));
       return li;
     });
     this.list.replaceChildren(...items);

@@ -2,16 +2,13 @@
  * The room page's DOM: the message list, the status, the notice, the "load older" button
  * and the beginning mark. It draws what the model holds (chat/model.js) and holds no
  * state of its own beyond the element of each shown seq. What people write is data, never
- * markup: every piece of it goes through `textContent`.
+ * markup: every piece of it goes through `textContent` (chat/message-element.js draws
+ * one message). Each confirmed message's `<li>` carries `data-seq`.
  * @module chat/view
  */
 
 import { State } from "../realtime/client.js";
-
-/** What a message without a sender (`sender: null`: server code, a backend) shows in
- * place of a name. Its own element and class, never a `.sender`: a person who signs up
- * as "server" gets a name like any other, not this label. */
-const SERVER_LABEL = "from the server";
+import { drawMessage, setTime } from "./message-element.js";
 
 const STATUS_TEXT = {
   [State.CONNECTED]: "live",
@@ -22,46 +19,9 @@ const STATUS_TEXT = {
 /** Within this many px of the bottom, a new message keeps the page scrolled to it. */
 const STICK_TO_BOTTOM = 80;
 
-function formatTime(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
 /** @returns {string} "1 message", "3 messages" */
 export function counted(count, what = "message") {
   return `${count} ${what}${count === 1 ? "" : "s"}`;
-}
-
-function span(className, text) {
-  const el = document.createElement("span");
-  el.className = className;
-  el.textContent = text;
-  return el;
-}
-
-function setTime(li, ts) {
-  const time = li.querySelector("time");
-  time.dateTime = new Date(ts).toISOString();
-  time.title = new Date(ts).toLocaleString();
-  time.textContent = formatTime(ts);
-}
-
-/** Build one `<li>`; every piece of user data goes through textContent. `senderName`
- * null: a message of the server. */
-function messageElement({ text, senderName, ts, mine }) {
-  const li = document.createElement("li");
-  const fromServer = senderName === null;
-  li.className = "message" + (mine ? " mine" : "") + (fromServer ? " from-server" : "");
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const time = document.createElement("time");
-  time.className = "time";
-  meta.append(fromServer ? span("server-label", SERVER_LABEL) : span("sender", senderName), time);
-  const body = document.createElement("div");
-  body.className = "text";
-  body.textContent = text;
-  li.append(meta, body);
-  setTime(li, ts);
-  return li;
 }
 
 /**
@@ -83,8 +43,16 @@ export class RoomView {
    * @param {HTMLButtonElement} elements.olderButton
    * @param {HTMLElement} elements.beginning
    * @param {(hole: import("./model.js").Hole) => void} elements.onLoadGap the "Load more" of a wide hole
+   * @param {object} [reader]
+   * @param {string | null} [reader.myName] whose `@mentions` mark a message `.mentions-me`
+   * @param {(message: import("./model.js").ShownMessage) => {edit: boolean, delete: boolean}} [reader.rightsOf]
+   *   which buttons a confirmed message gets (none by default)
    */
-  constructor({ list, status, notice, olderButton, beginning, onLoadGap }) {
+  constructor({ list, status, notice, olderButton, beginning, onLoadGap }, { myName = null, rightsOf = null } = {}) {
+    this.myName = myName;
+    this.rightsOf = rightsOf;
+    /** Set once the page may only read (access lost): no buttons, the notice stays. */
+    this.readOnly = false;
     this.list = list;
     this.status = status;
     this.notice = notice;
@@ -105,8 +73,17 @@ export class RoomView {
   }
 
   showNotice(text) {
+    if (this.readOnly) return; // the access notice says what matters now
     this.notice.textContent = text;
     this.notice.hidden = !text;
+  }
+
+  /** Nothing more can be written here: say why, for good, and take the buttons away. */
+  lockReadOnly(text) {
+    this.showNotice(text);
+    this.readOnly = true;
+    for (const actions of this.list.querySelectorAll("li.message .actions, li.message form.edit-form")) actions.remove();
+    for (const shown of this.list.querySelectorAll("li.message .text[hidden]")) shown.hidden = false;
   }
 
   /** "Beginning of the room" instead of the button, or the button again. */
@@ -129,10 +106,23 @@ export class RoomView {
    * @param {number | null} next
    */
   place(message, next) {
-    const li = messageElement(message);
+    const li = this._draw(document.createElement("li"), message);
     li.dataset.seq = String(message.seq);
+    li.id = `m${message.seq}`; // what a notification's link (`#m<seq>`) opens at
     this.elements.set(message.seq, li);
     this._insert(li, next);
+  }
+
+  /** Draw a shown message again in place: an edit or a deletion was folded into it. */
+  redraw(message) {
+    const li = this.elements.get(message.seq);
+    if (li) this._draw(li, message);
+  }
+
+  /** @returns {HTMLLIElement} li, drawn as `message`, with the buttons of a confirmed one */
+  _draw(li, message, { confirmed = true } = {}) {
+    const rights = confirmed && this.rightsOf && !this.readOnly ? this.rightsOf(message) : null;
+    return drawMessage(li, message, { myName: this.myName, rights });
   }
 
   /** Fill in what the server says of a shown message: its time, its sender's name. */
@@ -170,7 +160,7 @@ export class RoomView {
 
   /** @param {import("./model.js").PendingPublish} entry @param {string} senderName */
   addPending(entry, senderName) {
-    const li = messageElement({ text: entry.text, senderName, ts: entry.ts, mine: true });
+    const li = this._draw(document.createElement("li"), { text: entry.text, senderName, ts: entry.ts, mine: true }, { confirmed: false });
     li.classList.add("pending");
     li.title = "sending…";
     this.pendingElements.set(entry.key, li);
@@ -192,6 +182,8 @@ export class RoomView {
       return;
     }
     li.dataset.seq = String(message.seq);
+    li.id = `m${message.seq}`;
+    this._draw(li, message); // its buttons, now that it has a seq
     this.elements.set(message.seq, li);
     this._insert(li, next);
   }

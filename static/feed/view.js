@@ -161,8 +161,11 @@ export class FeedView {
     const title = el(item.url ? "a" : "span", "title", item.title);
     if (item.url) {
       title.href = item.url;
-      title.target = "_blank";
-      title.rel = "noopener noreferrer";
+      // This site's own links (a mention, a direct message) open here; another site's in a new tab.
+      if (!sameOrigin(item.url)) {
+        title.target = "_blank";
+        title.rel = "noopener noreferrer";
+      }
     }
     const time = el("time", "time", new Date(item.ts).toLocaleString());
     time.dateTime = new Date(item.ts).toISOString();
@@ -170,5 +173,14 @@ export class FeedView {
     if (item.body) li.append(el("span", "body", item.body));
     li.append(time);
     return li;
+  }
+}
+
+/** Whether `url` belongs to the page's own site. */
+function sameOrigin(url) {
+  try {
+    return new URL(url).origin === window.location.origin;
+  } catch {
+    return false;
   }
 }

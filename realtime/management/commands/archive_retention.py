@@ -1,6 +1,7 @@
 """`manage.py archive_retention`: delete archived messages past their kind's retention.
 
-room: messages older than RT_ARCHIVE_DAYS_ROOM days, user: messages older than
+room:, group: and dm: messages (people's conversations) older than RT_ARCHIVE_DAYS_ROOM
+days, user: messages older than
 RT_ARCHIVE_DAYS_USER days (by the message's own `ts`), in chunks so that no transaction
 holds the table for long. Run it daily (cron, a scheduled job).
 """
@@ -42,7 +43,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         now_ms = int(time.time() * 1000)
-        for kind, days in (("room", settings.RT_ARCHIVE_DAYS_ROOM), ("user", settings.RT_ARCHIVE_DAYS_USER)):
+        conversation_days = settings.RT_ARCHIVE_DAYS_ROOM
+        retention = [(kind, conversation_days) for kind in ("room", "group", "dm")] + [("user", settings.RT_ARCHIVE_DAYS_USER)]
+        for kind, days in retention:
             if options["dry_run"]:
                 count = older_than(kind, days, now_ms).count()
                 self.stdout.write(f"{kind}: {count} messages older than {days} days would be deleted")
