@@ -97,7 +97,9 @@ def test_a_direct_message_from_the_people_page_rings_the_bell(start_server: Any,
     count = bell_count(bob.page)
     before = int(count.text_content() or 0) if count.is_visible() else 0
     alice.page.goto(a.http + "/people/")
-    alice.page.locator("#people li.person", has_text="bob").locator("a.message-person").click()
+    # Other tests sign up people whose names start with "bob": match the name exactly.
+    bob_name = alice.page.locator(".person-name", has_text=re.compile(r"^bob$"))
+    alice.page.locator("#people li.person", has=bob_name).locator("a.message-person").click()
     alice.page.wait_for_selector("#status[data-state=connected]")
     assert "/dm/" in alice.page.url
     alice.say("Lunch at noon?")
