@@ -405,6 +405,7 @@ class StreamConsumer(AsyncConsumer):
 
     async def on_unsubscribe(self, frame: Unsubscribe) -> None:
         name = parse_stream(frame.stream)
+        self.subscribe_bucket.spend()  # leaving is never refused, but a join-leave loop pays twice
         sub = self.subs.pop(name.full, None)
         if sub is not None and self.hub is not None:
             metrics.SUBSCRIPTIONS.dec()

@@ -4,8 +4,8 @@ buckets per sender, so that a limit binds a person, not one of their sockets.
 docs/protocol.md 1.1 "Limits": publish rates are per sender, shared by all of its connections
 and requests on one server process; a backend publisher (a `pubs` grant covering the
 stream) has its own, higher rate. Typing is limited per user the same way. Subscribe
-churn and presence queries are limited per connection (each costs that connection's
-work only). The rates are settings (config/settings.py); these are the only buckets.
+churn (a subscribe or an unsubscribe each spends a token; only subscribes are refused) and
+presence queries are limited per connection (each costs that connection's work only). The rates are settings (config/settings.py); these are the only buckets.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class TokenBucket:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+    def spend(self) -> None:
+        """Use one token if there is one, never refusing: for what must always be let through
+        (leaving a stream) but still counts towards the limit of what comes next."""
+        if self.take() > 0:
+            self.tokens = 0.0
 
     def take_or_raise(self, what: str) -> None:
         """Take one token or raise RateLimited("over <what>") saying how long to wait."""

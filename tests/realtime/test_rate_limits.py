@@ -172,6 +172,30 @@ async def test_subscribe_churn_is_limited_per_connection(settings: Any) -> None:
     await runtime.close_current()
 
 
+async def test_a_join_leave_loop_is_refused_at_the_default_limits(settings: Any) -> None:
+    """With the shipped limits: 100 join-leave cycles as fast as a socket can go (the abuse
+    this limit is for) are refused long before the hundredth, and leaving never is."""
+    churner = await connect(sub="churner")
+    joined = refused = 0
+    started = time.monotonic()
+    for _ in range(100):
+        await send(churner, {"type": "subscribe", "stream": "room:loop"})
+        answer = await reply(churner)
+        if answer["type"] != "subscribed":
+            assert answer["code"] == "rate_limited" and answer["retry_after"] > 0, answer
+            refused += 1
+            continue
+        joined += 1
+        await send(churner, {"type": "unsubscribe", "stream": "room:loop"})
+        assert (await reply(churner))["type"] == "unsubscribed"
+    elapsed = time.monotonic() - started
+    burst, rate = settings.RT_SUBSCRIBE_BURST, settings.RT_SUBSCRIBE_RATE
+    assert (burst, rate) == (120, 10.0)  # as shipped
+    assert refused > 0 and joined <= burst / 2 + rate * elapsed + 1, (joined, refused, elapsed)
+    await churner.disconnect()
+    await runtime.close_current()
+
+
 async def test_typing_is_limited_per_user_over_all_of_their_sockets(settings: Any) -> None:
     settings.RT_TYPING_RATE, settings.RT_TYPING_BURST = 0.001, 4  # no refill during the test
     observer = await connect(sub="reader")
