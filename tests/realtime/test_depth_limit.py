@@ -4,11 +4,13 @@ process, against the real test Redis and database, with the real archive worker.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import AsyncClient
 from hypothesis import given
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from realtime import runtime
 from realtime.archive import Archiver
+from realtime.consumers import StreamConsumer
 from realtime.errors import BadRequest
 from realtime.limits import MAX_DEPTH, json_depth, object_depth, too_deep
 from realtime.protocol import decode_client_frame
@@ -73,6 +76,24 @@ async def test_an_http_publish_nested_too_deep_is_400(depth: int) -> None:
     assert got.status_code == 400, got.content
     assert got.json()["error"]["code"] == "bad_request"
     assert (await runtime.current().backlog.read("room:deep")).frames == []
+
+
+async def test_a_websocket_publish_nested_too_deep_is_a_bad_request_and_the_socket_lives_on() -> None:
+    ws = WebsocketCommunicator(StreamConsumer.as_asgi(), "/ws/?token=" + mint(sub="deep", pubs=["live:*"]))
+    assert (await ws.connect())[0]
+    for n, depth in enumerate([MAX_DEPTH + 1, 970]):
+        raw = '{"type":"publish","stream":"live:deep","id":"d%d","data":%s}' % (n, "[" * depth + "]" * depth)
+        await ws.send_to(text_data=raw)
+        refused = json.loads(await ws.receive_from(5))
+        assert refused["type"] == "error" and refused["code"] == "bad_request", refused
+        assert "32 levels" in refused["message"], refused
+        if depth == MAX_DEPTH + 1:  # at 970 even the decoder gives up, before it reads the id
+            assert refused["id"] == "d0", refused
+    await ws.send_to(text_data=json.dumps({"type": "publish", "stream": "live:deep", "id": "ok", "data": nested(MAX_DEPTH)}))
+    ack = json.loads(await ws.receive_from(5))
+    assert ack["type"] == "ack" and ack["id"] == "ok" and ack["seq"] == 1, ack  # nothing refused was stored
+    await ws.disconnect()
+    await runtime.close_current()
 
 
 async def plant(stream: str, data_json: str) -> int:
