@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy realtime config chat live feed
+	$(VENV)/bin/mypy realtime config chat live feed ops
 
 pytest: $(STAMP) browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ from ninja import Field, Path, Router, Schema
 from feed.read_state import Position
 from realtime import (
     CHAT_KINDS,
+    CHAT_STREAM_PATTERN,
     ERRORS,
     MAX_SEQ,
     BadRequest,
@@ -32,7 +33,6 @@ from realtime import (
     principal_of,
     require_csrf,
 )
-from realtime.api import CHAT_STREAM_PATTERN
 
 from . import conversations
 

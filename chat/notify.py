@@ -17,8 +17,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
 from feed.notifications import anotify
-from realtime import Principal, StreamName, dm_pair, may_read, present_user_ids
-from realtime.auth import from_user
+from realtime import Principal, StreamName, dm_pair, from_user, may_read, present_user_ids
 from realtime.models import Group
 
 from . import conversations

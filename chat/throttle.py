@@ -20,7 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from realtime.redis_clients import sync_client
+from realtime import sync_client
 
 log = logging.getLogger("chat.throttle")
 

@@ -7,9 +7,9 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from realtime.stats import STREAM
+from realtime import STATS_STREAM
 
 
 @staff_member_required
 def stats(request: HttpRequest) -> HttpResponse:
-    return render(request, "ops/stats.html", {"config": {"stream": STREAM}})
+    return render(request, "ops/stats.html", {"config": {"stream": STATS_STREAM}})

@@ -141,8 +141,6 @@ class BatchOut(Schema):
         ..., description='one per item, in order: {"stream", "seq", "epoch"} or {"error": {"code", "message"}}'
     )
 
-#: A `room:`, `group:` or `dm:` stream: the kinds people chat on (read positions, moderation).
-CHAT_STREAM_PATTERN = r"^(?:(?:room|group):%s|dm:[A-Za-z0-9_-]{1,31}\.[A-Za-z0-9_-]{1,32})$" % NAME_PATTERN
 StreamPath = Annotated[str, Path(..., pattern=STREAM_PATTERN, description="a stream name, KIND:NAME (dm:A.B with A < B)")]
 api = NinjaAPI(
     title="Realtime streams",

@@ -19,6 +19,8 @@ KINDS = ("room", "live", "user", "staff", "group", "dm")
 CHAT_KINDS = frozenset({"room", "group", "dm"})
 #: The NAME part of a stream name (docs/protocol.md "Streams"); URL routes and models reuse it.
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+#: A `room:`, `group:` or `dm:` stream: the kinds people chat on (read positions, moderation).
+CHAT_STREAM_PATTERN = r"^(?:(?:room|group):%s|dm:[A-Za-z0-9_-]{1,31}\.[A-Za-z0-9_-]{1,32})$" % NAME_PATTERN
 _NAME_RE = re.compile(NAME_PATTERN)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("realtime.stats")
 
-STREAM = "staff:stats"
+STATS_STREAM = "staff:stats"
 BUSIEST = 5
 #: The process-wide series the page shows, by metric name.
 SERIES = {
@@ -53,7 +53,7 @@ class StatsReporter:
                     values[sample.name] += sample.value
         rates = []
         for name, state in self.hub.streams.items():
-            if name == STREAM:
+            if name == STATS_STREAM:
                 continue
             rates.append((state.delivered - self._last.get(name, 0), len(state.members), name))
         self._last = {name: state.delivered for name, state in self.hub.streams.items()}
@@ -68,10 +68,10 @@ class StatsReporter:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                ((watching, _),) = await self.hub.occupancy.figures([STREAM])
+                ((watching, _),) = await self.hub.occupancy.figures([STATS_STREAM])
                 report = self.figures()
                 if watching:
-                    await apublish(STREAM, report)
+                    await apublish(STATS_STREAM, report)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

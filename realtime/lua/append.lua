@@ -1,4 +1,4 @@
--- Append one message to a stream's backlog (DESIGN.md "The hot path", step 1).
+-- Append one message to a stream's backlog (docs/architecture.md, "The hot path").
 -- KEYS[1] meta hash (epoch, seq)   KEYS[2] backlog list, newest first
 -- KEYS[3] idempotency key, or ""    KEYS[4] archive queue, or ""
 -- ARGV[1] new epoch, used only when the stream has none

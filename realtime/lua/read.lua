@@ -1,5 +1,5 @@
 -- Read a range of a stream's backlog by seq, creating the epoch when missing
--- (PROTOCOL.md: a stream's epoch exists from its first subscribe or publish).
+-- (docs/protocol.md: a stream's epoch exists from its first subscribe or publish).
 -- KEYS[1] meta hash (epoch, seq)   KEYS[2] backlog list, newest first
 -- ARGV[1] new epoch, used only when the stream has none   ARGV[2] backlog TTL (s)
 -- ARGV[3] first seq wanted (>= 1)   ARGV[4] last seq wanted, or -1 for "the latest"

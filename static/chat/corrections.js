@@ -1,5 +1,5 @@
 /**
- * Edits and deletions (PROTOCOL.md 1.1, "Edits and deletions"), folded over what a page
+ * Edits and deletions (docs/protocol.md, "Edits and deletions"), folded over what a page
  * shows. They are messages with a seq of their own, `{"edit": SEQ, "text": T}` and
  * `{"delete": SEQ}`, never shown by themselves: the log only grows, and the page keeps,
  * for each target seq, the newest edit (by the correction's own seq) and whether it was

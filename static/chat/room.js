@@ -129,7 +129,7 @@ const sub = client.subscribe(config.stream, {
 });
 
 // A member removed (or banned) gets `forbidden` for the stream, then `unsubscribed`
-// (PROTOCOL.md 1.1): from then on nothing can be read or written here. The `forbidden`
+// (docs/protocol.md): from then on nothing can be read or written here. The `forbidden`
 // alone may be a refused typing signal (a muted member), so it takes both.
 let forbiddenSeen = false;
 client.on("error", (err) => {

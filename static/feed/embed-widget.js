@@ -1,6 +1,6 @@
 /**
- * The embed's widget, loaded by the core's loader (/static/realtime/embed.js, which
- * sites paste) once it has found its tags: the code lives here, with the feed it draws,
+ * The embed's widget, loaded by its loader (feed/static/realtime/embed.js, served at
+ * /static/realtime/embed.js, the URL sites paste) once it has found its tags: the code lives here, with the feed it draws,
  * because a classic `<script>` cannot hold static imports, and the tag must work in both
  * forms (docs/embed.md).
  *
@@ -24,7 +24,7 @@ import { claimsOf, fetchToken, renewAt, timerDelay } from "./token.js";
 
 const HERE = new URL(import.meta.url);
 const SERVER = HERE.origin;
-/** The loader that tags name in their `src`: the core's embed.js. */
+/** The loader that tags name in their `src`: /static/realtime/embed.js. */
 const LOADER = new URL("../realtime/embed.js", HERE);
 /** 4501 closes in a row for tokens that should still be good before the widget gives up. */
 const REFUSALS = 3;

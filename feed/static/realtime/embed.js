@@ -6,13 +6,14 @@
  * <script type="module" src="https://HOST/static/realtime/embed.js" data-token-url="/rt-token" data-user="42"></script>
  * ```
  *
- * A loader only: no static import, no export and no `import.meta`, which are syntax
+ * It is the feed's file, kept at the URL sites already paste (the core's own static files,
+ * static/realtime/, depend on no app). A loader only: no static import, no export and no `import.meta`, which are syntax
  * errors in a classic script. It finds its tag and loads the widget, which belongs to the
  * feed (/static/feed/embed-widget.js, resolved against this file's own URL), with a
  * dynamic `import()`. A classic tag is `document.currentScript`, run once per tag; a
  * module runs once per page, and the widget then finds every module tag.
  * Wrapped in a function so that two classic tags do not declare the same names twice.
- * @module realtime/embed
+ * @module feed/embed-loader
  */
 
 (() => {
