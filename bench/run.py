@@ -38,6 +38,7 @@ from typing import Any
 import jwt
 
 from config.embedded_redis import EmbeddedRedis, _die_with_parent, free_port
+from config.interrupt import answer_ctrl_c
 from config.serve import server_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -1283,6 +1284,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where results.* and fanout.png go")
     args = parser.parse_args(argv)
+    answer_ctrl_c()  # a run started in the background still stops, cleaning up, on SIGINT
     os.chdir(BASE_DIR)
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     servers = [s for s in args.servers.split(",") if s]

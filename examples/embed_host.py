@@ -29,6 +29,7 @@ import html
 import ipaddress
 import json
 import os
+import signal
 import threading
 import time
 import urllib.error
@@ -218,15 +219,17 @@ def main() -> None:
     parser.add_argument("--user", default=os.environ.get("EMBED_USER", "1"), help="user id whose feed the page shows")
     parser.add_argument("--ttl", type=int, default=300, help="seconds each minted token lives")
     args = parser.parse_args()
+    # Ctrl-C stops it even when started in the background, where SIGINT comes in ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         require_loopback(args.host)
     except ValueError as exc:
         raise SystemExit(f"embed_host: {exc}") from None
     config = HostConfig(server=args.server.rstrip("/"), secret=shared_secret(), user_id=args.user, ttl=args.ttl)
     httpd = HostServer((args.host, args.port), config)
-    print(f"Another site: open {httpd.url}/ (the feed of user {config.user_id}, from {config.server})")
-    print("Press 'Send me a notification' there, or from server code: feed.notify(user, title, body).")
     try:
+        print(f"Another site: open {httpd.url}/ (the feed of user {config.user_id}, from {config.server})")
+        print("Press 'Send me a notification' there, or from server code: feed.notify(user, title, body).")
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass

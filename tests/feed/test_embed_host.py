@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,3 +85,24 @@ def test_a_notification_the_server_does_not_take_is_answered_502_with_why(host: 
     """The fixture's realtime server (port 9) does not listen: the demo says so."""
     status, body = ask(host, "POST", "/notify", f"127.0.0.1:{host.server_address[1]}")
     assert status == 502 and b"cannot be reached" in body
+
+
+@pytest.mark.slow  # starts the demo host as a process of its own
+def test_ctrl_c_stops_the_command_even_when_started_with_sigint_ignored() -> None:
+    """`make demo-embed &` from a script: SIGINT comes in ignored, and Ctrl-C still stops it."""
+    env = {**os.environ, "RT_TOKEN_SECRET": "s" * 32, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examples.embed_host", "--port", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        assert "Another site: open" in proc.stdout.readline()  # serving
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
