@@ -289,6 +289,12 @@ REDIS_URL = _redis_url()
 REDIS_SENTINELS = _host_ports("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER") or "mymaster"
 REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
+if os.environ.get("REDIS_CLUSTER_NODES"):
+    # Refused rather than ignored: falling back to a local Redis would look like it works.
+    raise ImproperlyConfigured(
+        "REDIS_CLUSTER_NODES is set, but this server does not run on Redis Cluster yet: "
+        "use REDIS_URL (one Redis) or REDIS_SENTINELS (a primary watched by Sentinel)."
+    )
 RT_KEY_PREFIX = os.environ.get("RT_KEY_PREFIX", "rt")
 RT_CHANNEL_PREFIX = os.environ.get("RT_CHANNEL_PREFIX", RT_KEY_PREFIX)
 RT_TOKEN_SECRET = _shared_secret("RT_TOKEN_SECRET")

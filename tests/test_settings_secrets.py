@@ -16,10 +16,13 @@ BASE = Path(__file__).resolve().parent.parent
 NAMES = ["DJANGO_SECRET_KEY", "RT_TOKEN_SECRET"]
 
 
-def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if k not in (*NAMES, "DEBUG")}
+def load_settings(
+    tmp_path: Path, show: str = "len(settings.SECRET_KEY), len(settings.RT_TOKEN_SECRET)", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh process with `env`, printing `show`."""
+    full = {k: v for k, v in os.environ.items() if k not in (*NAMES, "DEBUG", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES")}
     full.update(DJANGO_SETTINGS_MODULE="config.settings", RT_DATA_DIR=str(tmp_path), **env)
-    code = "from django.conf import settings; print(len(settings.SECRET_KEY), len(settings.RT_TOKEN_SECRET))"
+    code = f"from django.conf import settings; print({show})"
     return subprocess.run([sys.executable, "-c", code], cwd=BASE, env=full, capture_output=True, text=True, timeout=60)
 
 
