@@ -45,6 +45,14 @@ function show() {
   const delivered = sumRate("delivered");
   $("delivered-rate").textContent = Math.round(delivered).toLocaleString("en");
   $("published-rate").textContent = Math.round(sumRate("published")).toLocaleString("en");
+  const published = sumRate("publish_count");
+  $("publish-latency").textContent = published > 0 ? `${((1000 * sumRate("publish_seconds_sum")) / published).toFixed(1)} ms` : "–";
+  // Read from Redis by every process alike: the freshest report's, not a sum.
+  const archive = live.filter((p) => "archive_queued" in p.report).sort((x, y) => y.report.ts - x.report.ts)[0];
+  for (const key of ["archive_queued", "archive_dead"]) {
+    $(key).textContent = archive ? Number(archive.report[key]).toLocaleString("en") : "–";
+  }
+  $("archive_oldest_s").textContent = archive ? `${Math.round(Number(archive.report.archive_oldest_s))} s` : "–";
   $("redis").textContent = live.length && live.every((p) => p.report.redis_up === 1) ? "up" : "down";
   showBusiest(live);
   return delivered;

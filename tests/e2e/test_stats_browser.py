@@ -4,6 +4,7 @@ that moves, fed over the product's own WebSocket; nobody else can see it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import threading
@@ -69,6 +70,10 @@ def test_staff_see_the_figures_move_and_others_cannot(start_server, server_env, 
         assert staff.page.evaluate("() => window.statsPage.points.filter((v) => v > 0).length") >= 3
         connections = int(staff.page.locator("#connections").inner_text().replace(",", ""))
         assert connections >= 7  # five readers, the publisher, this page
+        expect(staff.page.locator("#publish-latency")).to_have_text(re.compile(r"^\d+\.\d ms$"), timeout=5_000)
+        expect(staff.page.locator("#archive_queued")).to_have_text(re.compile(r"^\d[\d,]*$"))
+        expect(staff.page.locator("#archive_dead")).to_have_text("0")  # nothing failed to archive
+        expect(staff.page.locator("#archive_oldest_s")).to_have_text(re.compile(r"^\d+ s$"))
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         staff.page.screenshot(path=str(SCREENSHOTS / "stats.png"), full_page=True)
         assert staff.errors == []
