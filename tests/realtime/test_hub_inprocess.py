@@ -1,7 +1,7 @@
 """The hub's rules, each with a fast test: in process, the real consumer (channels'
 WebsocketCommunicator) and the real hub against the real test Redis, with the races
 made to happen on purpose: a publish landing during a subscriber's catch-up, a lost
-pub/sub message, a hole that the backlog can no longer fill, a new epoch, a ghost lease."""
+pub/sub message, publishes landing while a hole is filled, a hole that the backlog can no longer fill, a new epoch, a ghost lease."""
 
 from __future__ import annotations
 
@@ -94,6 +94,32 @@ async def test_a_lost_pubsub_message_is_filled_from_the_backlog_when_the_next_on
     await apublish(stream, "after")  # seq 3 reaches the hub, which reads 1 and 2 first
     got = await frames(ws, stream, 3)
     assert [f["seq"] for f in got] == [1, 2, 3]
+    await ws.disconnect()
+
+
+async def test_publishes_landing_while_the_hub_fills_a_hole_are_passed_on_once_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = "live:midfill"
+    ws = await connect()
+    await ws.send_to(text_data=json.dumps({"type": "subscribe", "stream": stream}))
+    assert json.loads(await ws.receive_from())["type"] == "subscribed"
+    backlog = runtime.current().backlog
+    real_read = backlog.read
+    landed: list[int] = []
+
+    async def read_while_more_land(*args: Any, **kwargs: Any) -> Any:
+        if not landed:  # the hub's read of the hole: two more publishes overtake it
+            for n in (4, 5):
+                landed.append((await apublish(stream, n)).seq)
+        return await real_read(*args, **kwargs)
+
+    await lost(stream, 2)
+    monkeypatch.setattr(backlog, "read", read_while_more_land)
+    await apublish(stream, 3)  # seq 3 shows the hole 1..2; 4 and 5 come while it is read
+    got = await frames(ws, stream, 5)
+    assert landed == [4, 5]
+    assert [f["seq"] for f in got] == [1, 2, 3, 4, 5]
     await ws.disconnect()
 
 
