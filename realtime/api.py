@@ -303,11 +303,12 @@ async def read_messages(
 
 async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, Any]:
     backlog = runtime.current().backlog
+    budget = settings.RT_HTTP_READ_BYTES  # cut in Redis first, then exactly by within_budget
     if since is None:
-        got = await backlog.read(name.full, most=limit)
+        got = await backlog.read(name.full, most=limit, budget=budget)
         recovered, frames, latest = True, got.frames, got.latest
     else:
-        got = await backlog.read(name.full, first=since.seq + 1, last=since.seq + limit)
+        got = await backlog.read(name.full, first=since.seq + 1, last=since.seq + limit, budget=budget, keep_oldest=True)
         start = plan_since(since, got)
         if not start.recovered and _archive_can_answer(name, since, got.epoch, got.latest):
             return await _read_since_from_archive(name, since, got, limit)

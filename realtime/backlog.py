@@ -141,14 +141,17 @@ class Backlog:
                 await self._durable(keys=[keys.meta], args=[epoch, int(seq)])
         return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
 
-    async def read(self, stream: str, first: int = 1, last: int = -1, most: int = 0) -> Range:
+    async def read(
+        self, stream: str, first: int = 1, last: int = -1, most: int = 0, budget: int = 0, keep_oldest: bool = False
+    ) -> Range:
         """Frames with seq in [first, last] (last -1: the latest), at most `most` counted back
-        from `last`; a trimmed start begins at the oldest frame kept (`Range.first` says)."""
+        from `last`; a trimmed start begins at the oldest frame kept (`Range.first` says).
+        With a `budget`, at most that many bytes of frames (and at least one), cut in Redis so
+        that a large read never crosses the network: the newest are kept, or the oldest."""
         keys = stream_keys(self.prefix, stream, self.buckets)
+        args = [new_epoch(), self.ttl, first, last, most, self._durable_only, budget, "1" if keep_oldest else "0"]
         async with redis_call():
-            result = await self._read(
-                keys=[keys.meta, keys.log], args=[new_epoch(), self.ttl, first, last, most, self._durable_only]
-            )
+            result = await self._read(keys=[keys.meta, keys.log], args=args)
         return Range(result[0], int(result[1]), int(result[2]), result[3:])
 
     async def heads(self, streams: list[str]) -> list[Head]:

@@ -118,3 +118,21 @@ async def test_one_read_stops_at_its_byte_budget_and_the_caller_pages_on(setting
     settings.RT_HTTP_READ_BYTES = 1024
     one = (await AsyncClient().get(f"/api/streams/{stream}/messages?since=4&epoch={newest['epoch']}")).json()
     assert [m["seq"] for m in one["messages"]] == [5]  # at least one, however large
+
+
+async def test_the_backlog_cuts_a_read_at_its_byte_budget_in_redis() -> None:
+    """Before anything crosses the network: the newest frames for a read back, the oldest for
+    a read forward, and one frame even when it alone is over the budget."""
+    backlog = runtime.current().backlog
+    stream = "room:cut"
+    for n in range(1, 11):
+        await apublish(stream, {"text": str(n) + "x" * 1000}, Sender(key="k"))
+    whole = await backlog.read(stream)
+    size = len(whole.frames[0])  # every frame is about as large
+    newest = await backlog.read(stream, most=10, budget=3 * size + 10)
+    assert [json.loads(f)["seq"] for f in newest.frames] == [8, 9, 10] and newest.first == 8
+    oldest = await backlog.read(stream, first=3, budget=3 * size + 10, keep_oldest=True)
+    assert [json.loads(f)["seq"] for f in oldest.frames] == [3, 4, 5] and oldest.first == 3
+    assert [json.loads(f)["seq"] for f in (await backlog.read(stream, first=6, budget=1, keep_oldest=True)).frames] == [6]
+    assert [json.loads(f)["seq"] for f in (await backlog.read(stream, budget=1)).frames] == [10]
+    assert len((await backlog.read(stream, budget=0)).frames) == 10 and newest.latest == 10
