@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.metrics_text import metric
 from tests.muting_proxy import MutingProxy
 from tests.sentinel_set import SentinelSet
 from tests.tokens import mint
@@ -119,6 +120,7 @@ async def run_failover(start_server: Any, ha: SentinelSet, wait: bool) -> tuple[
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
     async with httpx.AsyncClient() as http:
         ready = [(await http.get(srv.http + "/readyz")).json() for srv in srvs]
+        texts = [(await http.get(srv.http + "/metrics")).text for srv in srvs]
     primary = await asyncio.to_thread(ha.primary_port)  # Sentinel's word now
     assert new != old and all(r["primary"] == f"127.0.0.1:{primary}" for r in ready), (ready, primary, old)
     final = max((a["epoch"], a["seq"]) for a in acks if a["epoch"] == acks[-1]["epoch"])
@@ -130,7 +132,13 @@ async def run_failover(start_server: Any, ha: SentinelSet, wait: bool) -> tuple[
         sub.task.cancel()
     for client in publishers + [s.client for s in subs]:
         await client.close()
-    figures = {"promoted_after_s": round(promoted_after, 1), "refused": len(refused), "acked": len(acks)}
+    figures = {
+        "promoted_after_s": round(promoted_after, 1),
+        "refused": len(refused),
+        "acked": len(acks),
+        "recovered": sum(int(metric(t, "rt_holes_filled_total")) for t in texts),  # read back by the hubs
+        "announced": sum(int(metric(t, "rt_recoveries_refused_total")) for t in texts),
+    }
     return subs, acks, figures
 
 

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import socket
 import struct
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.metrics_text import metric
 from tests.tokens import mint
 from tests.wsclient import Client
 
@@ -96,11 +96,6 @@ class StalledSocket:
             elif opcode == 8 and length >= 2:
                 return i, struct.unpack("!H", body[:2])[0]
         return i, None
-
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 async def wait_for_metric(url: str, name: str, want: float, deadline: float = 30.0) -> None:
