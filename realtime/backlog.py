@@ -149,7 +149,7 @@ class Backlog:
         With a `budget`, at most that many bytes of frames (and at least one), cut in Redis so
         that a large read never crosses the network: the newest are kept, or the oldest."""
         keys = stream_keys(self.prefix, stream, self.buckets)
-        args = [new_epoch(), self.ttl, first, last, most, self._durable_only, budget, "1" if keep_oldest else "0"]
+        args: list[str | int] = [new_epoch(), self.ttl, first, last, most, self._durable_only, budget, "1" if keep_oldest else "0"]
         async with redis_call():
             result = await self._read(keys=[keys.meta, keys.log], args=args)
         return Range(result[0], int(result[1]), int(result[2]), result[3:])
