@@ -2,8 +2,8 @@
 
 Other code (chat, live, feed, ops, a team's own apps) uses only the names below, the
 `groups` operations and the database models of `realtime.models`; everything else is
-internal and may change (tests/test_boundaries.py holds the apps to it). The HTTP toolkit is for endpoints mounted on the API
-with `add_api_router`: they get the same credentials, CSRF rule, body limits and error
+internal and may change (tests/test_boundaries.py holds the apps to it). The HTTP
+toolkit is for endpoints mounted on the API with `add_api_router`: they get the same credentials, CSRF rule, body limits and error
 shape as the core's own.
 """
 

@@ -303,7 +303,8 @@ async def read_messages(
 
 async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, Any]:
     backlog = runtime.current().backlog
-    budget = settings.RT_HTTP_READ_BYTES  # cut in Redis first, then exactly by within_budget
+    # Cut in Redis by frame bytes: a message object is its frame less "type", never larger.
+    budget = settings.RT_HTTP_READ_BYTES
     if since is None:
         got = await backlog.read(name.full, most=limit, budget=budget)
         recovered, frames, latest = True, got.frames, got.latest
@@ -320,8 +321,8 @@ async def _read(name: StreamName, limit: int, since: Since | None) -> dict[str, 
         "seq": latest,
         "recovered": recovered,
         # With `since` the reader pages on forward from the last one; without, back with
-        # `before` from the first one: each keeps the end it pages on from.
-        "messages": within_budget(messages, keep_newest=since is None),
+        # `before` from the first one: the read kept the end each pages on from.
+        "messages": messages,
     }
 
 

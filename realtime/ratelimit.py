@@ -5,7 +5,8 @@ docs/protocol.md 1.1 "Limits": publish rates are per sender, shared by all of it
 and requests on one server process; a backend publisher (a `pubs` grant covering the
 stream) has its own, higher rate. Typing is limited per user the same way. Subscribe
 churn (a subscribe or an unsubscribe each spends a token; only subscribes are refused) and
-presence queries are limited per connection (each costs that connection's work only). The rates are settings (config/settings.py); these are the only buckets.
+presence queries are limited per connection (each costs that connection's work only).
+The rates are settings (config/settings.py); these are the only buckets.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@
  * ```
  *
  * It is the feed's file, kept at the URL sites already paste (the core's own static files,
- * static/realtime/, depend on no app). A loader only: no static import, no export and no `import.meta`, which are syntax
- * errors in a classic script. It finds its tag and loads the widget, which belongs to the
+ * static/realtime/, depend on no app). A loader only: no static import, no export and no
+ * `import.meta`, which are syntax errors in a classic script. It finds its tag and loads the widget, which belongs to the
  * feed (/static/feed/embed-widget.js, resolved against this file's own URL), with a
  * dynamic `import()`. A classic tag is `document.currentScript`, run once per tag; a
  * module runs once per page, and the widget then finds every module tag.
