@@ -14,4 +14,6 @@ RUN python -m pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY . .
 ENV HOST=0.0.0.0 PORT=8000 RT_DATA_DIR=/data
 EXPOSE 8000
+# The entry point finds the `ha` profile's Sentinels (deploy/topology.py).
+ENTRYPOINT ["python", "deploy/topology.py"]
 CMD ["python", "-m", "config.serve"]

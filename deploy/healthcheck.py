@@ -51,6 +51,10 @@ def archiver() -> str | None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from topology import choose
+
+    choose()  # the entry point's choice of Redis topology: health checks skip it
     checks = {"web": web, "archiver": archiver}
     if len(sys.argv) != 2 or sys.argv[1] not in checks:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(checks)}")

@@ -3,10 +3,16 @@ container engine (tests/deploy/test_compose.py runs them for real)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from deploy import topology
 
 BASE = Path(__file__).resolve().parent.parent
 
@@ -62,7 +68,36 @@ def test_the_ha_profile_adds_a_replica_and_three_sentinels_watching_redis() -> N
     for name in ("sentinel1", "sentinel2", "sentinel3"):
         script = services[name]["command"][-1]
         assert "sentinel monitor mymaster redis 6379 2" in script and "--sentinel" in script
-    # The web services switch to Sentinel when REDIS_SENTINELS is given, and to WAIT with it.
+    # The app containers find the three Sentinels by name (deploy/topology.py); an explicit
+    # REDIS_SENTINELS wins, and WAIT is set apart.
     env = services["web1"]["environment"]
+    assert env["RT_HA_SENTINELS"] == "sentinel1:26379,sentinel2:26379,sentinel3:26379"
     assert env["REDIS_SENTINELS"] == "${REDIS_SENTINELS:-}" and "RT_REDIS_WAIT_REPLICAS" in env
+    # They are looked for once `redis` is healthy: the Sentinels must not wait for anything.
+    assert all("depends_on" not in services[name] for name in ("sentinel1", "sentinel2", "sentinel3"))
+    assert services["web1"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert all("profiles" not in services[name] for name in ("redis", "web1", "web2", "archiver", "proxy"))
+
+
+def test_the_entry_point_puts_the_app_on_the_sentinels_it_finds() -> None:
+    """deploy/topology.py, the image's entry point: the ha profile's Sentinels when every
+    name resolves, else one Redis; a REDIS_SENTINELS set by hand wins."""
+    env = {"RT_HA_SENTINELS": "localhost:26379,127.0.0.1:26380"}
+    assert topology.choose(env) == "Sentinel (localhost:26379,127.0.0.1:26380): the ha profile runs"
+    assert env["REDIS_SENTINELS"] == "localhost:26379,127.0.0.1:26380"
+    env = {"RT_HA_SENTINELS": "localhost:26379,sentinel2.invalid:26379"}  # no ha profile
+    assert topology.choose(env) == "one Redis (REDIS_URL)" and "REDIS_SENTINELS" not in env
+    assert topology.choose({}) == "one Redis (REDIS_URL)"
+    env = {"RT_HA_SENTINELS": "localhost:26379", "REDIS_SENTINELS": "10.0.0.9:26379"}
+    assert topology.choose(env) == "as configured" and env["REDIS_SENTINELS"] == "10.0.0.9:26379"
+
+
+@pytest.mark.slow
+def test_the_entry_point_runs_the_command_with_its_choice() -> None:
+    """As the image runs it: `python deploy/topology.py CMD...`, the command exec'd."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+    done = subprocess.run(
+        [sys.executable, "deploy/topology.py", sys.executable, "-c", "import os; print(os.environ['REDIS_SENTINELS'])"],
+        cwd=BASE, env={**base, "RT_HA_SENTINELS": "localhost:26379"}, capture_output=True, text=True, timeout=30, check=True)
+    assert (done.stdout, done.stderr) == ("localhost:26379\n", "[topology] Redis: Sentinel (localhost:26379): the ha profile runs\n")
+    assert 'ENTRYPOINT ["python", "deploy/topology.py"]' in (BASE / "Dockerfile").read_text()
