@@ -3,6 +3,7 @@ run; a fresh key and channel prefix per test; real server processes for end-to-e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -118,7 +119,10 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws/"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(server_command(self.kind, "127.0.0.1", self.port, self.env), cwd=BASE_DIR, env=self.env)
+        # A session of its own: stop() ends the whole process group it made, so that a
+        # server SIGKILLed with WORKERS=N leaves no uvicorn worker behind.
+        self.process = subprocess.Popen(server_command(self.kind, "127.0.0.1", self.port, self.env), cwd=BASE_DIR,
+                                        env=self.env, start_new_session=True)
         wait_until_healthy(self.process, self.http, 30, self.kind)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -132,6 +136,8 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         code = self.process.returncode
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # what is left of its group
         self.process = None
         return code
 
