@@ -39,6 +39,7 @@ import jwt
 
 from config.embedded_redis import EmbeddedRedis, _die_with_parent, free_port
 from config.interrupt import answer_ctrl_c
+from config.log_redaction import redact
 from config.serve import server_command
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -603,8 +604,9 @@ class Bench:
 
     def run_server(self, name: str) -> dict[str, Any]:
         srv = self.server(name)
-        out: dict[str, Any] = {"command": srv.command, "kind": srv.kind, "loadavg_before": os.getloadavg()}
-        say(f"{name}: {' '.join(srv.command)}")
+        shown = [redact(part) for part in srv.command]  # the Redis URL of a baseline has a password
+        out: dict[str, Any] = {"command": shown, "kind": srv.kind, "loadavg_before": os.getloadavg()}
+        say(f"{name}: {' '.join(shown)}")
         srv.start()
         try:
             out["idle"] = []
