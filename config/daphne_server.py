@@ -21,6 +21,8 @@
   declared `Content-Length` over `body_limit(path)` is answered with 413 as soon as the
   headers are in, and a chunked body as soon as it passes the limit; the connection is
   then closed and nothing more of the body is kept.
+- A message's frame bytes built once per process (realtime/wire.py) and written as they
+  are to every socket (autobahn negotiates no compression unless told to).
 - No token in its access log: that log is written without `logging`, so the paths it
   shows go through config.log_redaction here (`/api/...?token=...`).
 
@@ -43,6 +45,7 @@ from twisted.web import http
 from config.log_redaction import redact
 from realtime.body_limit import body_limit, refusal
 from realtime.protocol import CloseCode
+from realtime.wire import FRAME
 
 log = logging.getLogger("realtime.server")
 
@@ -68,12 +71,27 @@ class ContractWebSocketProtocol(WebSocketProtocol):
         self._paused = True
 
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:  # noqa: N802
-        if self._given_up:
+        if self._may_send():
+            super().serverSend(content, binary)
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        """A message's shared frame bytes (realtime/wire.py) go out as they are, as
+        autobahn's own `sendPreparedMessage` sends an uncompressed prepared message."""
+        frame = message.get(FRAME)
+        if frame is not None and self.state == self.STATE_OPEN and self._perMessageCompress is None:
+            if self._may_send():
+                self.sendData(frame.wire())
             return
+        super().handle_reply(message)
+
+    def _may_send(self) -> bool:
+        """False once the connection fell behind past the bound (and closes it then)."""
+        if self._given_up:
+            return False
         if self._paused and _buffered(self.transport) > settings.RT_OUTBOX_BYTES:
             self._give_up()
-            return
-        super().serverSend(content, binary)
+            return False
+        return True
 
     def _give_up(self) -> None:
         from realtime import metrics

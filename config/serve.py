@@ -45,11 +45,15 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
         # layer carries every message to each of them, as between replicas).
         workers = _workers(env)
         several = ["--workers", str(workers)] if workers > 1 else []
+        # permessage-deflate: off unless RT_WS_DEFLATE=1. Per socket it costs a zlib
+        # context (about 38 KiB measured) and a compression of every frame, and such a
+        # socket cannot take the frame bytes shared by all (realtime/wire.py).
+        deflate = "true" if _deflate(env) else "false"
         return [
             PY, "-m", "uvicorn", "config.asgi:application",
             "--host", host, "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--ws", "config.uvicorn_ws:DeadlineWebSocketProtocol",
-            "--ws-max-size", str(1024 * 1024),
+            "--ws-max-size", str(1024 * 1024), "--ws-per-message-deflate", deflate,
             "--ws-ping-interval", ping_interval,
             "--ws-ping-timeout", ping_timeout,
             "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
@@ -78,6 +82,13 @@ def _workers(env: Mapping[str, str]) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise SystemExit(f"WORKERS={raw!r}: expected a whole number, 1 or more")
     return int(raw)
+
+
+def _deflate(env: Mapping[str, str]) -> bool:
+    raw = env.get("RT_WS_DEFLATE", "0").strip() or "0"
+    if raw not in ("0", "1"):
+        raise SystemExit(f"RT_WS_DEFLATE={raw!r}: expected 0 (off, the default) or 1")
+    return raw == "1"
 
 
 def _say(text: str) -> None:

@@ -10,6 +10,11 @@ lives here: once a close has been asked for, by the application or by a ping tim
 a connection still open `RT_WS_CLOSE_TIMEOUT` seconds later (default 10) is aborted.
 The peer, when it reads again, finds what it was sent and then a reset, reconnects, and
 recovers with `since`.
+
+It also writes a message's shared frame bytes (realtime/wire.py) to the transport as they
+are, when nothing of this socket changes them: no permessage-deflate, open, writable. The
+other cases (a full write buffer, closing, compression) take uvicorn's own path, which
+encodes the text; so the outbox bound and the 4000 close work as before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from typing import Any
 
 from django.conf import settings
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from realtime.wire import FRAME
 
 log = logging.getLogger("realtime.server")
 
@@ -40,9 +48,19 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.abort()
 
     async def send(self, message: Any) -> None:
+        frame = message.get(FRAME)
+        if frame is not None and self._takes_shared_frames():
+            self.transport.write(frame.wire())
+            return
         if message["type"] == "websocket.close" and self.handshake_complete:
             self._abort_if_still_open()
         await super().send(message)
+
+    def _takes_shared_frames(self) -> bool:
+        """Where uvicorn would write the frame at once, and write these very bytes."""
+        return (self.handshake_complete and not self.close_sent and self.initial_response is None
+                and not self.disconnected and self.writable.is_set() and not self.conn.extensions
+                and self.conn.state is State.OPEN and not self.transport.is_closing())
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()

@@ -37,12 +37,13 @@ from .errors import RealtimeError, Unavailable
 from .names import parse_stream
 from .occupancy import Occupancy, occupancy_frame
 from .ordering import Arrival, classify, plan_fill
-from .outbox import SendEvent, send_event
+from .outbox import SendEvent
 from .presence import Presence
 from .protocol import subscribed_frame
 from .sessions import CONTROL_GROUP, SessionWatch
 from .standing import STANDINGS
 from .stats import StatsReporter
+from .wire import shared_event
 
 log = logging.getLogger("realtime.hub")
 
@@ -95,7 +96,7 @@ class StreamState:
         """Hand `text` (one event, shared) to every live local subscriber and return how
         many got it. With `position`, each moves there; `newer_only` skips those already
         at or past it (a connection that started with `since` may be ahead of the hub)."""
-        event = send_event(text)
+        event = shared_event(text)
         count = 0
         for sub in self.members:
             if not sub.live or (newer_only and position is not None and position <= sub.position):
@@ -111,7 +112,7 @@ class StreamState:
         if figures == self.figures:
             return
         self.figures = figures
-        event = send_event(occupancy_frame(self.name, *figures))
+        event = shared_event(occupancy_frame(self.name, *figures))
         for sub in self.members:
             if sub.live and sub.occupancy:
                 sub.push(event)
