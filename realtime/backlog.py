@@ -31,6 +31,8 @@ class Appended:
     epoch: str
     duplicate: bool
     text: str
+    #: Published to the stream's layer group by the append script itself.
+    published: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,13 @@ class Backlog:
         idempotency_ttl: int,
         wait_replicas: int = 0,
         wait_ms: int = 500,
+        channel_prefix: str | None = None,
     ) -> None:
         self.redis = redis
+        #: With a prefix (realtime/layer_channel.py), an append also publishes the message
+        #: to its group's pub/sub channel, in the same script: one round trip per publish.
+        #: Not while waiting for replicas: nobody may see a message a failover can take back.
+        self.channel_prefix = None if wait_replicas else channel_prefix
         #: With replicas to wait for, an append counts as stored only once that many
         #: replicas have it (WAIT on the same connection): a failover cannot take it back.
         self.wait_replicas = wait_replicas
@@ -113,14 +120,16 @@ class Backlog:
         self._durable_only = "1" if wait_replicas else "0"
 
     async def append(
-        self, stream: str, tail: str, *, sender_key: str, client_id: str | None, archive: bool
+        self, stream: str, tail: str, *, sender_key: str, client_id: str | None, archive: bool, group: str = ""
     ) -> Appended:
-        """Store one message; a repeated (sender, id) within the TTL returns the first seq."""
+        """Store one message; a repeated (sender, id) within the TTL returns the first seq.
+        With the stream's layer `group` and a channel prefix, a new message is also published."""
         keys = stream_keys(self.prefix, stream, self.buckets)
         idem = f"{keys.idem}{len(sender_key)}:{sender_key}:{client_id}" if client_id is not None else ""
         head = frame_head(stream)
         args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream]
-        script_keys = [keys.meta, keys.log, idem, keys.archive if archive else ""]
+        channel = self.channel_prefix + group if self.channel_prefix is not None and group else ""
+        script_keys = [keys.meta, keys.log, idem, keys.archive if archive else "", channel]
         async with redis_call():
             if not self.wait_replicas:
                 seq, epoch, dup = await self._append(keys=script_keys, args=args)
@@ -139,7 +148,7 @@ class Backlog:
                         "retry with the same id"
                     )
                 await self._durable(keys=[keys.meta], args=[epoch, int(seq)])
-        return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail))
+        return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail), bool(channel) and not dup)
 
     async def read(
         self, stream: str, first: int = 1, last: int = -1, most: int = 0, budget: int = 0, keep_oldest: bool = False

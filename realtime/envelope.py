@@ -5,6 +5,7 @@ hub dispatches on it. The other keys are one letter: each event travels through 
 pub/sub once per process, and a message's own frame text is most of it.
 
     rt.msg  a stored message    s: stream, e: epoch, n: seq, t: the `message` frame text
+            (built by append.lua as well, which publishes it with the append)
     rt.eph  an ephemeral frame  s: stream, t: frame text (presence, typing: no seq)
     rt.ctl  a session change    k: "session" with h: session tag, or "user" with u: user id;
             or a change of rights   k: "rights" with s: stream, u: user id ("" for everyone)

@@ -1,8 +1,10 @@
 """`publish(stream, data, sender)`: the one way in, for consumers, views, commands and jobs.
 
 Guarantee: when it returns, the message is in the stream's backlog with its seq (an `ack`
-may be sent); fan-out to other processes is then attempted once over the channel layer
-(pub/sub: at most once). A lost fan-out is repaired by the hubs' hole fill and position
+may be sent), and fan-out to other processes has been attempted once over the channel
+layer's pub/sub (at most once): by the append script itself, in the same round trip
+(realtime/layer_channel.py), or, while waiting for replicas, by a `group_send` after the
+wait. A lost fan-out is repaired by the hubs' hole fill and position
 check, never by publishing again. A repeated (sender, id) returns the first seq and is not
 fanned out again.
 """
@@ -74,7 +76,7 @@ async def _store(stream: str, data: Any, sender: Sender | None, id: str | None) 
     sender = sender or SERVER
     tail = message_tail(data, sender, int(time.time() * 1000))
     stored = await runtime.current().backlog.append(
-        name.full, tail, sender_key=sender.key, client_id=id, archive=name.kind in ARCHIVED_KINDS
+        name.full, tail, sender_key=sender.key, client_id=id, archive=name.kind in ARCHIVED_KINDS, group=name.group
     )
     return name, stored
 
@@ -110,7 +112,9 @@ async def _publish(
     pub/sub round trip, a sync caller only the bridge loop's queue (`publish`)."""
     started = time.perf_counter()
     name, stored = await _store(stream, data, sender, id)
-    if not stored.duplicate:
+    if stored.published:  # by the append script, in the same round trip
+        metrics.PUBLISHED.labels(name.kind).inc()
+    elif not stored.duplicate:
         await fan_out(name, stored)
     metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
     return Published(name.full, stored.epoch, stored.seq, stored.duplicate)

@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .backlog import Backlog
+from .layer_channel import script_channel_prefix
 from .redis_clients import async_client
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Runtime:
             idempotency_ttl=settings.RT_IDEMPOTENCY_TTL,
             wait_replicas=settings.RT_REDIS_WAIT_REPLICAS,
             wait_ms=settings.RT_REDIS_WAIT_MS,
+            channel_prefix=script_channel_prefix(settings.CHANNEL_LAYERS),
         )
         self.layer = get_channel_layer()
         self._hub: StreamHub | None = None

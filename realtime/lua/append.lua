@@ -5,9 +5,12 @@
 -- ARGV[2] frame head: '{"type":"message","stream":"S","seq":'
 -- ARGV[3] frame tail: '"ts":MS,"data":...,"sender":...}'
 -- ARGV[4] backlog size   ARGV[5] backlog TTL (s)   ARGV[6] idempotency TTL (s)
--- ARGV[7] stream name (for the archive queue entry)
+-- KEYS[5] pub/sub channel of the stream's channel-layer group, or "": the new message is
+--         published there too, as the layer's group_send would (realtime/layer_channel.py):
+--         a msgpack map, the `rt.msg` event of realtime/envelope.py
+-- ARGV[7] stream name (for the archive queue entry and the event)
 -- Returns {seq, epoch, duplicate (0|1)}. Either everything is written or nothing is.
-local meta, log, idem, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, log, idem, archive, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local epoch = redis.call('HGET', meta, 'epoch')
 if idem ~= '' then
@@ -35,5 +38,8 @@ if idem ~= '' then
 end
 if archive ~= '' then
   redis.call('LPUSH', archive, ARGV[7] .. '\n' .. frame)
+end
+if channel ~= '' then
+  redis.call('PUBLISH', channel, cmsgpack.pack({type = 'rt.msg', s = ARGV[7], e = epoch, n = seq, t = frame}))
 end
 return {seq, epoch, 0}

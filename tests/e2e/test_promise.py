@@ -87,7 +87,7 @@ async def append_many_without_fanout(stream: str, data: list[str]) -> list[int]:
     async with backlog.redis.pipeline(transaction=True) as pipe:
         for item in data:
             args = [new_epoch(), frame_head(stream), message_tail(item, SERVER, ts), backlog.size, backlog.ttl, 60, stream]
-            await backlog._append(keys=[keys.meta, keys.log, "", ""], args=args, client=pipe)
+            await backlog._append(keys=[keys.meta, keys.log, "", "", ""], args=args, client=pipe)
         replies = await pipe.execute()
     return [int(reply[0]) for reply in replies]
 
@@ -387,7 +387,7 @@ async def test_backlog_list_gone_with_the_counter_kept_says_recovered_false(star
     async with backlog.redis.pipeline(transaction=True) as pipe:  # no position check sees the list
         for n in (1, 2, 3):
             args = [new_epoch(), frame_head(stream), message_tail(f"lost-{n}", SERVER, ts), backlog.size, backlog.ttl, 60, stream]
-            await backlog._append(keys=[keys.meta, keys.log, "", ""], args=args, client=pipe)
+            await backlog._append(keys=[keys.meta, keys.log, "", "", ""], args=args, client=pipe)
         pipe.delete(keys.log)
         await pipe.execute()
     frame = await sub.recv(20)
