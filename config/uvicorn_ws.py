@@ -11,10 +11,14 @@ a connection still open `RT_WS_CLOSE_TIMEOUT` seconds later (default 10) is abor
 The peer, when it reads again, finds what it was sent and then a reset, reconnects, and
 recovers with `since`.
 
-It also writes a message's shared frame bytes (realtime/wire.py) to the transport as they
-are, when nothing of this socket changes them: no permessage-deflate, open, writable. The
-other cases (a full write buffer, closing, compression) take uvicorn's own path, which
-encodes the text; so the outbox bound and the 4000 close work as before.
+It also writes a frame's prepared bytes (realtime/wire.py: a message's are built once and
+shared by every socket) as they are, when nothing of this socket changes them: no
+permessage-deflate, open, writable. And it coalesces: the frames one socket is handed in
+one turn of the event loop (a replay, a burst of messages) go out in one `write` at the
+end of that turn, instead of a system call each. The other cases (a full write buffer,
+closing, compression, frames without prepared bytes) first write what is pending, then
+take uvicorn's own path, which encodes the text; so frames keep their order, and the
+outbox bound and the 4000 close work as before.
 """
 
 from __future__ import annotations
@@ -32,9 +36,40 @@ from realtime.wire import FRAME
 log = logging.getLogger("realtime.server")
 
 
+class _Coalescer:
+    """The sockets with frames pending in this turn of the loop, written at its end (one
+    callback per turn for all of them, not one per socket)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[DeadlineWebSocketProtocol] = []
+
+    def add(self, protocol: DeadlineWebSocketProtocol) -> None:
+        if not self.dirty:
+            self.loop.call_soon(self.flush)
+        self.dirty.append(protocol)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for protocol in dirty:
+            protocol.write_pending()
+
+
+_coalescers: dict[asyncio.AbstractEventLoop, _Coalescer] = {}
+
+
+def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:
+    found = _coalescers.get(loop)
+    if found is None:
+        found = _coalescers[loop] = _Coalescer(loop)
+    return found
+
+
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     _abort_timer: asyncio.TimerHandle | None = None
     _lost = False
+    #: Frame bytes handed over in this turn of the loop, not yet written.
+    _pending: list[bytes] | None = None
 
     def _abort_if_still_open(self) -> None:
         """Arm the deadline once: a second close request does not push it back."""
@@ -49,14 +84,27 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         frame = message.get(FRAME)
-        if frame is not None and self._takes_shared_frames():
-            self.transport.write(frame.wire())
+        if frame is not None and self._takes_prepared_frames():
+            pending = self._pending
+            if pending is None:
+                self._pending = [frame.wire()]
+                _coalescer(self.loop).add(self)
+            else:
+                pending.append(frame.wire())
             return
+        self.write_pending()  # what came before goes first
         if message["type"] == "websocket.close" and self.handshake_complete:
             self._abort_if_still_open()
         await super().send(message)
 
-    def _takes_shared_frames(self) -> bool:
+    def write_pending(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if not self._lost and not self.transport.is_closing():
+                self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _takes_prepared_frames(self) -> bool:
         """Where uvicorn would write the frame at once, and write these very bytes."""
         return (self.handshake_complete and not self.close_sent and self.initial_response is None
                 and not self.disconnected and self.writable.is_set() and not self.conn.extensions
@@ -68,6 +116,7 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._pending = None
         if self._abort_timer is not None:
             self._abort_timer.cancel()
             self._abort_timer = None

@@ -18,14 +18,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from .wire import frame_event
+
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 #: An ASGI `websocket.send` event: {"type": "websocket.send", "text": frame}.
 SendEvent = dict[str, Any]
 
 
 def send_event(text: str) -> SendEvent:
-    """The event that writes one text frame; shared, never changed once built."""
-    return {"type": "websocket.send", "text": text}
+    """The event that writes one text frame to one socket (realtime/wire.py)."""
+    return frame_event(text)
 
 
 class _Resume:

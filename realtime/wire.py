@@ -23,24 +23,32 @@ FRAME = "rt.frame"
 
 
 class PreparedFrame:
-    """One unmasked, uncompressed text frame; its bytes are made on first use (a process
-    where no socket can take them never pays for them) and then shared."""
+    """One unmasked, uncompressed text frame; its bytes are made on first use (where no
+    socket can take them, nobody pays for them) and then reused."""
 
-    __slots__ = ("text", "_wire")
+    __slots__ = ("text", "_wire", "_shared")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, shared: bool = False) -> None:
         self.text = text
         self._wire: bytes | None = None
+        self._shared = shared
 
     def wire(self) -> bytes:
         wire = self._wire
         if wire is None:
             wire = self._wire = Frame(Opcode.TEXT, self.text.encode()).serialize(mask=False, extensions=[])
-            metrics.FRAMES_BUILT.inc()
+            if self._shared:
+                metrics.FRAMES_BUILT.inc()
         return wire
+
+
+def frame_event(text: str) -> dict[str, Any]:
+    """The `websocket.send` event of one frame for one socket (a reply, a replayed message):
+    its prepared bytes let the server coalesce it with the frames around it."""
+    return {"type": "websocket.send", "text": text, FRAME: PreparedFrame(text)}
 
 
 def shared_event(text: str) -> dict[str, Any]:
     """The `websocket.send` event one message goes to many sockets in; never changed once
     built."""
-    return {"type": "websocket.send", "text": text, FRAME: PreparedFrame(text)}
+    return {"type": "websocket.send", "text": text, FRAME: PreparedFrame(text, shared=True)}

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from realtime.outbox import Outbox, send_event
+from realtime.wire import FRAME
 
 
 class Socket:
@@ -85,4 +86,5 @@ async def test_one_event_goes_to_many_sockets_and_counts_its_text_when_queued() 
     slow.writable.set()
     await slow_box.flush(2.0)
     assert slow.sent == ["shared", "next"]
-    assert event == {"type": "websocket.send", "text": "shared"}  # nothing changed it
+    assert (event["type"], event["text"], event[FRAME].text) == ("websocket.send", "shared", "shared")  # nothing changed it
+    assert set(event) == {"type", "text", FRAME}

@@ -1,0 +1,80 @@
+"""The frames one socket is handed in one turn of the loop go out in one `write`
+(config/uvicorn_ws.py): a replay of many missed messages is one system call, not one per
+message, and arrives whole and in order. uvicorn with the product's protocol class, in
+process on a free port, a real WebSocket client, the real test Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from config.embedded_redis import free_port
+from config.uvicorn_ws import DeadlineWebSocketProtocol
+from realtime import runtime
+from realtime.publishing import apublish
+from tests.wsclient import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MISSED = 300
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[str]:
+    from config.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, ws=DeadlineWebSocketProtocol, lifespan="off",
+                            ws_per_message_deflate=False, log_level="warning", loop="none")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"ws://127.0.0.1:{port}/ws/"
+    server.should_exit = True
+    await serving
+    await runtime.close_current()
+
+
+async def test_a_replay_goes_out_in_one_write_and_in_order(served: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = "live:replayed"
+    first = await apublish(stream, 0)
+    for n in range(1, MISSED + 1):
+        await apublish(stream, n)
+    writes: list[int] = []  # bytes per transport write of coalesced frames
+    original = DeadlineWebSocketProtocol.write_pending
+
+    def counted(self: DeadlineWebSocketProtocol) -> None:
+        if self._pending is not None:
+            writes.append(sum(map(len, self._pending)))
+        original(self)
+
+    monkeypatch.setattr(DeadlineWebSocketProtocol, "write_pending", counted)
+    client = await Client.connect(served, compression=None)
+    await client.send({"type": "subscribe", "stream": stream, "since": {"epoch": first.epoch, "seq": first.seq}})
+    subscribed = await client.recv()
+    assert subscribed["type"] == "subscribed" and subscribed["recovered"] is True, subscribed
+    got = await client.messages(stream, MISSED)
+    assert [m["data"] for m in got] == list(range(1, MISSED + 1))
+    # The subscribed frame and the whole replay were handed over in one turn: one write.
+    assert len(writes) == 1 and writes[0] > MISSED * 60, writes
+    live = await apublish(stream, "live")
+    (message,) = await client.messages(stream, 1)
+    assert (message["seq"], message["data"]) == (live.seq, "live") and len(writes) == 2
+    await client.close()
+
+
+async def test_a_close_goes_out_after_the_frames_handed_over_before_it(served: str, settings: Any) -> None:
+    """The close (uvicorn's own path) waits for the pending frames: every error frame the
+    server answered arrives, then the 4508 close."""
+    settings.RT_BAD_FRAME_LIMIT = 3
+    client = await Client.connect(served, compression=None)
+    for n in range(4):
+        await client.send({"type": "subscribe", "stream": f"nope:{n}", "id": str(n)})
+    errors = [await client.recv() for _ in range(4)]
+    assert [(e["type"], e["code"], e.get("stream")) for e in errors] == [("error", "bad_request", f"nope:{n}") for n in range(4)]
+    await asyncio.wait_for(client.ws.wait_closed(), 5)
+    assert client.ws.close_code == 4508, client.ws.close_code
