@@ -24,6 +24,7 @@ outbox bound and the 4000 close work as before.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import Any
 
@@ -65,11 +66,31 @@ def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:
     return found
 
 
+#: Shared by every socket's receive queue (see `_trim_receive_queue`).
+_NO_PUTTERS: collections.deque[Any] = collections.deque()
+_NEVER_JOINED = asyncio.Event()
+
+
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     _abort_timer: asyncio.TimerHandle | None = None
     _lost = False
     #: Frame bytes handed over in this turn of the loop, not yet written.
     _pending: list[bytes] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._trim_receive_queue()
+
+    def _trim_receive_queue(self) -> None:
+        """uvicorn's receive queue is unbounded and nobody joins it, so its deque of
+        blocked `put`s stays empty and its `join` event is never awaited: every socket
+        shares one of each instead of holding its own (a deque is about 0.75 KiB even
+        empty). Left as it is where asyncio keeps them otherwise."""
+        queue = self.queue
+        if queue.maxsize == 0 and isinstance(getattr(queue, "_putters", None), collections.deque) \
+                and isinstance(getattr(queue, "_finished", None), asyncio.Event):
+            queue._putters = _NO_PUTTERS  # type: ignore[attr-defined]
+            queue._finished = _NEVER_JOINED  # type: ignore[attr-defined]
 
     def _abort_if_still_open(self) -> None:
         """Arm the deadline once: a second close request does not push it back."""
@@ -96,6 +117,10 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.close" and self.handshake_complete:
             self._abort_if_still_open()
         await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # uvicorn reads the handshake's request and response only until it is answered;
+            # each socket would hold both, headers and all, for its whole life.
+            self.request = self.response = None  # type: ignore[assignment]
 
     def write_pending(self) -> None:
         pending = self._pending

@@ -104,6 +104,20 @@ class StreamConsumer(AsyncConsumer):
     outbox: Outbox
     hub: StreamHub | None
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' own loop, less its task per event: with no channel-layer channel the
+        client is the one source of events, so each is awaited directly. (Channels'
+        `await_many_dispatch` makes a task and an `asyncio.wait` for every event, and
+        holds them, about 1.7 KiB, for as long as a socket is idle.)"""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Run the handler of `message`. An unexpected failure closes with 1011 after the
         cleanup: escaping to the server instead would drop the socket (1006) without

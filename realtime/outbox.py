@@ -63,7 +63,9 @@ class Outbox:
 
     def __init__(self, send: SendFn, limit_bytes: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
-        self._queue: deque[SendEvent] = deque()
+        #: Made when the socket first blocks: an idle socket does not hold an empty deque
+        #: (about 0.75 KiB).
+        self._queue: deque[SendEvent] | None = None
         self._queued = 0
         self._limit = limit_bytes
         self._writer: asyncio.Task[None] | None = None
@@ -78,6 +80,8 @@ class Outbox:
         if self.closed:
             return
         if self._writer is not None:
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(event)
             self._queued += len(event["text"])
             if self._queued > self._limit:
@@ -104,11 +108,13 @@ class Outbox:
             self.closed = True
         finally:
             self._writer = None
+            if not self._queue:
+                self._queue = None
 
     def overflow(self) -> None:
         """Drop what is queued and let the owner close the socket."""
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
         if self._writer is not None:
             self._writer.cancel()

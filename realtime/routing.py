@@ -1,7 +1,6 @@
-"""WebSocket routes."""
-
-from django.urls import path
+"""The WebSocket route: `/ws/` is the streams consumer (config/asgi.py refuses any other path)."""
 
 from .consumers import StreamConsumer
 
-websocket_urlpatterns = [path("ws/", StreamConsumer.as_asgi())]
+PATH = "/ws/"
+streams_application = StreamConsumer.as_asgi()

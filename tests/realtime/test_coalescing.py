@@ -24,6 +24,11 @@ MISSED = 300
 
 @pytest.fixture
 async def served() -> AsyncIterator[str]:
+    async for url, _ in _served():
+        yield url
+
+
+async def _served() -> AsyncIterator[tuple[str, uvicorn.Server]]:
     from config.asgi import application
 
     port = free_port()
@@ -33,7 +38,7 @@ async def served() -> AsyncIterator[str]:
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    yield f"ws://127.0.0.1:{port}/ws/"
+    yield f"ws://127.0.0.1:{port}/ws/", server
     server.should_exit = True
     await serving
     await runtime.close_current()
@@ -78,3 +83,23 @@ async def test_a_close_goes_out_after_the_frames_handed_over_before_it(served: s
     assert [(e["type"], e["code"], e.get("stream")) for e in errors] == [("error", "bad_request", f"nope:{n}") for n in range(4)]
     await asyncio.wait_for(client.ws.wait_closed(), 5)
     assert client.ws.close_code == 4508, client.ws.close_code
+
+
+async def test_an_idle_socket_holds_no_handshake_and_shares_its_queue_parts() -> None:
+    """What each idle socket holds (bench/conn_memory.py): not the handshake's request
+    and response once answered, and one shared deque of blocked puts and one join event
+    for every receive queue (unbounded, never joined); the queue still delivers."""
+    from config import uvicorn_ws
+
+    async for url, server in _served():
+        clients = [await Client.connect(url, compression=None) for _ in range(3)]
+        for client in clients:
+            assert (await client.request({"type": "ping"}))["type"] == "pong"
+        sockets = [c for c in server.server_state.connections if isinstance(c, DeadlineWebSocketProtocol)]
+        assert len(sockets) == 3
+        for protocol in sockets:
+            assert protocol.request is None and protocol.response is None
+            assert protocol.queue._putters is uvicorn_ws._NO_PUTTERS and protocol.queue._finished is uvicorn_ws._NEVER_JOINED
+        assert not uvicorn_ws._NO_PUTTERS
+        for client in clients:
+            await client.close()
