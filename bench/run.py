@@ -18,6 +18,7 @@ bench/results/results.md, results.json and fanout.png. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import psutil
 
 from config.embedded_redis import EmbeddedRedis, _die_with_parent, free_port
 from config.interrupt import answer_ctrl_c
@@ -53,11 +55,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # starting point to save steps: the search goes up by `factor` until a step fails, or
 # down until one holds, then bisects.
 START_RATES = {
-    100: {"uvicorn": 600, "daphne": 200, "tutorial": 20, "raw": 1000},
-    1000: {"uvicorn": 40, "daphne": 10, "tutorial": 2, "raw": 100},
+    100: {"uvicorn": 600, "uvicorn-2w": 600, "daphne": 200, "tutorial": 20, "raw": 1000},
+    1000: {"uvicorn": 40, "uvicorn-2w": 40, "daphne": 10, "tutorial": 2, "raw": 100},
 }
 
-SERVERS = ("uvicorn", "daphne", "tutorial", "raw")
+#: `uvicorn-2w` is the product with WORKERS=2, fan-out only: two processes on one port,
+#: not pinned (they share the machine with the load generator and Redis), CPU and RSS
+#: summed over the process tree.
+SERVERS = ("uvicorn", "uvicorn-2w", "daphne", "tutorial", "raw")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -208,7 +213,7 @@ class Server:
 
     def __init__(
         self, name: str, kind: str, command: list[str], env: dict[str, str], port: int, log_dir: Path,
-        log_name: str | None = None, core: int = 0,
+        log_name: str | None = None, core: int | None = 0,
     ) -> None:
         self.name, self.kind, self.command, self.env, self.port = name, kind, command, env, port
         self.log_path = log_dir / f"{log_name or name}.log"
@@ -226,7 +231,7 @@ class Server:
     def start(self, timeout: float = 40.0) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            pin(self.core) + self.command, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+            (pin(self.core) if self.core is not None else []) + self.command, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
         log.close()
@@ -247,6 +252,8 @@ class Server:
         if self.kind == "worker":  # no port: started is ready
             time.sleep(0.5)
             return True
+        if self.kind == "workers" and len(self._pids()) < 3:  # the master and its two workers
+            return False
         if self.kind == "raw":
             import socket
 
@@ -267,15 +274,29 @@ class Server:
         except OSError:
             return ""
 
+    def _pids(self) -> list[int]:
+        """The server and its children (uvicorn's workers with WORKERS=N)."""
+        try:
+            return [self.pid, *(child.pid for child in psutil.Process(self.pid).children(recursive=True))]
+        except psutil.Error:
+            return [self.pid]
+
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        total = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        total = 0.0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
 
     def _sample(self) -> None:
         while self._sampling and self.process is not None and self.process.poll() is None:
@@ -456,6 +477,9 @@ class Bench:
         env = self.env(f"bench-{name}")
         if name in ("uvicorn", "daphne"):
             return Server(name, "product", server_command(name, HOST, port, env), env, port, self.work)
+        if name == "uvicorn-2w":
+            env = env | {"WORKERS": "2"}
+            return Server(name, "workers", server_command("uvicorn", HOST, port, env), env, port, self.work, core=None)
         if name == "tutorial":
             command = server_command("uvicorn", HOST, port)
             command[command.index("config.asgi:application")] = "bench.baselines.tutorial_asgi:application"
@@ -469,9 +493,9 @@ class Bench:
     def base_config(self, srv: Server, mode: str) -> dict[str, Any]:
         return {
             "mode": mode,
-            "proto": {"product": "product", "tutorial": "tutorial", "raw": "raw"}[srv.kind],
+            "proto": {"product": "product", "workers": "product", "tutorial": "tutorial", "raw": "raw"}[srv.kind],
             "url": f"ws://{HOST}:{srv.port}/ws/",
-            "token": self.token if srv.kind == "product" else None,
+            "token": self.token if srv.kind in ("product", "workers") else None,
             "stream": "live:bench",
             "idPrefix": f"{mode}-{uuid.uuid4().hex[:8]}-",
             "drain": self.p["drain"],
@@ -610,7 +634,7 @@ class Bench:
         srv.start()
         try:
             out["idle"] = []
-            for conns in self.p["idle"] if "idle" in self.only else []:
+            for conns in self.p["idle"] if "idle" in self.only and srv.kind != "workers" else []:
                 out["idle"].append(self.idle(srv, conns))
                 say(f"{name}: idle {conns}: {fmt_idle(out['idle'][-1])}")
             out["fanout"] = []
@@ -618,7 +642,7 @@ class Bench:
                 res = self.fanout(srv, spec, slow=False)
                 out["fanout"].append(res)
                 say(f"{name}: fan-out {spec['subs']}: {fmt_fanout(res)}")
-            for subs in self.p["slow"] if "slow" in self.only else []:
+            for subs in self.p["slow"] if "slow" in self.only and srv.kind != "workers" else []:
                 # Its own rate search, from the all-read maximum: a single step at exactly
                 # that edge fails about half the time for any server, slow reader or not.
                 normal = next((f for f in out["fanout"] if f["subs"] == subs), None)
@@ -904,6 +928,22 @@ class Bench:
 # ---------------------------------------------------------------- summaries
 
 
+def workers_lines(servers: dict[str, Any]) -> list[str]:
+    """How deliveries/s scale from WORKERS=1 to WORKERS=2 (all-read fan-out)."""
+    one = {f["subs"]: f for f in servers.get("uvicorn", {}).get("fanout", []) if not f["slow"]}
+    two = {f["subs"]: f for f in servers.get("uvicorn-2w", {}).get("fanout", []) if not f["slow"]}
+    ratios = [
+        f"{subs:,} subscribers {two[subs]['max_deliveries_per_s'] / one[subs]['max_deliveries_per_s']:.2f}x"
+        for subs in sorted(one.keys() & two.keys())
+        if one[subs]["max_deliveries_per_s"] and two[subs]["max_deliveries_per_s"]
+    ]
+    if not ratios:
+        return []
+    return ["", "WORKERS=2 against WORKERS=1 (uvicorn-2w against uvicorn, deliveries/s): " + ", ".join(ratios)
+            + ". uvicorn-2w is not pinned: its two processes share the machine's cores with the load "
+            "generator and Redis."]
+
+
 def summarize_fanout(subs: int, slow: bool, steps: list[dict[str, Any]], slow_code: Any, alive: bool) -> dict[str, Any]:
     good = [s for s in steps if s["sustained"]]
     best = max(good, key=lambda s: s["offered_rate"]) if good else None
@@ -1030,6 +1070,7 @@ def tables(results: dict[str, Any]) -> str:
             )
         if "error" in srv:
             lines.append(f"| {name} | | | | | | | | | | | FAILED: {srv['error'][:120]} |")
+    lines += workers_lines(results["servers"])
     lines += [
         "",
         "## Idle connections",
@@ -1240,7 +1281,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(13, 5.2))
-    colors = {"uvicorn": "tab:blue", "daphne": "tab:orange", "tutorial": "tab:red", "raw": "tab:green"}
+    colors = {"uvicorn": "tab:blue", "uvicorn-2w": "tab:purple", "daphne": "tab:orange", "tutorial": "tab:red", "raw": "tab:green"}
     styles = {100: "o-", 1000: "s--"}
     for name, srv in results["servers"].items():
         for res in srv.get("fanout", []):

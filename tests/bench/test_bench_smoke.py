@@ -35,12 +35,16 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     assert {"profile", "meta", "servers", "sync_publish", "table_md"} <= results.keys()
     assert results["profile"] == "smoke"
     assert {"nproc", "cpu_model", "pinning"} <= results["meta"].keys()
-    assert set(results["servers"]) == {"uvicorn", "daphne", "tutorial", "raw"}
+    assert set(results["servers"]) == {"uvicorn", "uvicorn-2w", "daphne", "tutorial", "raw"}
     for name, server in results["servers"].items():
         assert "error" not in server, (name, server.get("error"))
         assert {"command", "idle", "fanout"} <= server.keys()
         fanout = server["fanout"][0]
         assert {"subs", "max_rate", "max_deliveries_per_s", "p50_ms", "p99_ms", "valid", "client_bound", "steps"} <= fanout.keys()
+        assert fanout["valid"], (name, fanout)
+        if name == "uvicorn-2w":  # WORKERS=2: fan-out only
+            assert server["idle"] == [] and "--workers" in server["command"]
+            continue
         assert {"conns", "opened", "still_open", "conns_per_s", "kib_per_conn"} <= server["idle"][0].keys()
     for name in ("uvicorn", "daphne"):
         assert {"replay", "http"} <= results["servers"][name].keys()
