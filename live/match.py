@@ -78,36 +78,42 @@ class _Match:
     def goal_chance(self, side: _Side, other: _Side) -> float:
         return GOAL_RATE * SHORT_HANDED ** len(side.sent_off) / SHORT_HANDED ** len(other.sent_off)
 
-    def minute_events(self, side: _Side, other: _Side) -> list[tuple[bool, str]]:
-        """What `side` does in one minute, as (is a goal, text); cards count at once."""
+    def minute_events(self, side: _Side, other: _Side) -> list[tuple[bool, str, int, bool]]:
+        """What `side` does in one minute, as (is a goal, text, player, is a red card);
+        cards count at once."""
         rng, events = self.rng, []
         if rng.random() < self.goal_chance(side, other):
             players = side.on_pitch()
             scorer = rng.choices(players, [3 if n in FORWARDS else 1 for n in players])[0]
-            events.append((True, f"Goal! {side.name} (#{scorer})"))
+            events.append((True, f"Goal! {side.name} (#{scorer})", scorer, False))
         if rng.random() < YELLOW_RATE:
             player = rng.choice(side.on_pitch())
             if player in side.booked:
                 side.sent_off.add(player)
-                events.append((False, f"Red card: {side.name} #{player} (second yellow)"))
+                events.append((False, f"Red card: {side.name} #{player} (second yellow)", player, True))
             else:
                 side.booked.add(player)
-                events.append((False, f"Yellow card: {side.name} #{player}"))
+                events.append((False, f"Yellow card: {side.name} #{player}", player, False))
         elif rng.random() < STRAIGHT_RED_RATE:
             player = rng.choice(side.on_pitch())
             side.sent_off.add(player)
-            events.append((False, f"Red card: {side.name} #{player}"))
+            events.append((False, f"Red card: {side.name} #{player}", player, True))
         return events
 
     def play_half(self, start_at: float, first_minute: int, limit: int, stoppage: int) -> float:
         """Play up to `limit + stoppage` minutes; returns the wall-time minute it ended."""
         for minute in range(first_minute, limit + stoppage):
             at = start_at + minute - first_minute
-            drawn: list[tuple[int, bool, str, _Side]] = []
+            drawn: list[tuple[int, bool, str, int, bool, _Side]] = []
             for side, other in ((self.home, self.away), (self.away, self.home)):
-                for goal, text in self.minute_events(side, other):
-                    drawn.append((self.rng.randrange(1, 60), goal, text, side))
-            for second, goal, text, side in sorted(drawn, key=lambda d: d[0]):
+                for goal, text, player, red in self.minute_events(side, other):
+                    drawn.append((self.rng.randrange(1, 60), goal, text, player, red, side))
+            off_now: set[tuple[str, int]] = set()  # sent off earlier in this very minute
+            for second, goal, text, player, red, side in sorted(drawn, key=lambda d: d[0]):
+                if goal and (side.name, player) in off_now:
+                    continue  # the goal was drawn with the minute, but the red card came first
+                if red:
+                    off_now.add((side.name, player))
                 side.goals += goal  # in time order, so each update's score is the score then
                 self.clock = clock(minute, second, limit)
                 self.send(at + second / 60, text)
