@@ -46,7 +46,7 @@ def server_command(server: str, host: str, port: int, env: Mapping[str, str] | N
         workers = _workers(env)
         several = ["--workers", str(workers)] if workers > 1 else []
         # permessage-deflate: off unless RT_WS_DEFLATE=1. Per socket it costs a zlib
-        # context (about 38 KiB measured) and a compression of every frame, and such a
+        # context (about 34 KiB, bench/frame_cost.py) and a compression of every frame, and such a
         # socket cannot take the frame bytes shared by all (realtime/wire.py).
         deflate = "true" if _deflate(env) else "false"
         return [
