@@ -30,8 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy realtime config chat live feed ops
 
+# `PYTEST_ARGS="-n 2 --dist loadfile"` runs it on two workers (pytest-xdist; the
+# container-engine tests are one file): about 9 minutes instead of 16 here, but the browser
+# tests can then time out under the load.
 pytest: $(STAMP) browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 # The browser modules' pure logic under Node's own runner (node:test, no npm packages).
 test-js:

@@ -1,5 +1,5 @@
 """docker-compose.yml run for real, once per module that asks for `stack` (or brings up
-a stack of its own with `compose_stack`, as test_compose_ha.py does with the `ha` profile).
+a stack of its own with `compose_stack`, as ha_profile.py does with the `ha` profile).
 
 The engine: Debian's docker.io started by hand (deploy/engine.sh), once per test run, and
 stopped at the end if this run started it. The base images: stand-ins made by

@@ -241,3 +241,8 @@ def test_a_client_recovers_through_the_proxy_when_its_replica_is_killed(stack: S
         for _ in range(4):  # the proxy sends everything to the replica left
             ready = http.get("/readyz")
             assert ready.status_code == 200 and stack.replica(ready.headers["X-Upstream"]) == survivor
+
+
+# The `ha` profile's stack and test (tests/deploy/ha_profile.py), in this module so that
+# `--dist loadfile` runs both stacks on one worker, one after the other.
+from tests.deploy.ha_profile import ha_stack, test_sentinel_promotes_the_replica_and_nothing_acknowledged_is_lost  # noqa: E402, F401

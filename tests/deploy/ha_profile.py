@@ -7,7 +7,9 @@ and publishing goes on with no web container restarted, once the killed server i
 again as an operator would (Sentinel makes it a replica of the new primary, so that `WAIT`
 has a replica to count). Everything acknowledged before and after is read back once, in order.
 
-Run alone with `.venv/bin/pytest -m deploy` (conftest.py says what it installs and starts).
+Collected through test_compose.py, so that the two stacks share one test worker (and one
+container engine) when the suite runs in parallel. Run with `.venv/bin/pytest -m deploy`
+(conftest.py says what it installs and starts).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.deploy, pytest.mark.timeout(1800)]
 
 SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 # No REDIS_SENTINELS: the profile alone puts every app container on the Sentinels.
-HA_ENV = {"RT_REDIS_WAIT_REPLICAS": "1"}
+# A network of its own: test_compose.py's plain stack is still up beside it.
+HA_ENV = {"RT_REDIS_WAIT_REPLICAS": "1", "RT_NET": "172.30.58"}
 CHOSEN = "[topology] Redis: Sentinel (sentinel1:26379,sentinel2:26379,sentinel3:26379): the ha profile runs"
 PROMOTION_SECONDS = 30
 
