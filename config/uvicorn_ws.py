@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import weakref
 from typing import Any
 
 from django.conf import settings
@@ -56,7 +57,8 @@ class _Coalescer:
             protocol.write_pending()
 
 
-_coalescers: dict[asyncio.AbstractEventLoop, _Coalescer] = {}
+#: One per event loop, forgotten with it (tests run many loops in one process).
+_coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalescer] = weakref.WeakKeyDictionary()
 
 
 def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:

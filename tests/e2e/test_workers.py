@@ -41,3 +41,14 @@ def test_workers_is_checked_and_daphne_refuses_several() -> None:
         server_command("uvicorn", "127.0.0.1", 8000, {"WORKERS": "two"})
     with pytest.raises(SystemExit, match="needs SERVER=uvicorn"):
         server_command("daphne", "127.0.0.1", 8000, {"WORKERS": "2"})
+
+
+def test_deflate_is_off_unless_asked_for_and_a_wrong_value_is_refused() -> None:
+    def deflate(env: dict[str, str]) -> str:
+        command = server_command("uvicorn", "127.0.0.1", 8000, env)
+        return command[command.index("--ws-per-message-deflate") + 1]
+
+    assert deflate({}) == "false" and deflate({"RT_WS_DEFLATE": "0"}) == "false"
+    assert deflate({"RT_WS_DEFLATE": "1"}) == "true"
+    with pytest.raises(SystemExit, match="RT_WS_DEFLATE='yes': expected 0"):
+        server_command("uvicorn", "127.0.0.1", 8000, {"RT_WS_DEFLATE": "yes"})
