@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: run test test-fast test-js lint typecheck pytest bench bench-quick demo-embed lock install browser clean
+.PHONY: run test test-fast test-js lint typecheck pytest bench bench-quick demo-embed lock install browser redis7 clean
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || { command -v $(PYTHON) >/dev/null || PYTHON=python3; $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -24,6 +24,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium: the browser tests need /usr/bin/chromium"; exit 1; }; }
 
+# Debian's Redis 7 for the Redis Cluster tests (sharded pub/sub; the wheel's 6.2 has none).
+redis7:
+	@test -x /usr/bin/redis-server || deploy/apt-install.sh redis-server
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
@@ -33,7 +37,7 @@ typecheck: $(STAMP)
 # `PYTEST_ARGS="-n 2 --dist loadfile"` runs it on two workers (pytest-xdist; the
 # container-engine tests are one file): about 9 minutes instead of 16 here, but the browser
 # tests can then time out under the load.
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser redis7
 	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 # The browser modules' pure logic under Node's own runner (node:test, no npm packages).

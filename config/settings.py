@@ -289,11 +289,13 @@ REDIS_URL = _redis_url()
 REDIS_SENTINELS = _host_ports("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER") or "mymaster"
 REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
-if os.environ.get("REDIS_CLUSTER_NODES"):
-    # Refused rather than ignored: falling back to a local Redis would look like it works.
+# Redis Cluster (7+, sharded pub/sub): every client, the channel layer included, works in
+# cluster mode (realtime/redis_clients.py, realtime/cluster_layer.py).
+REDIS_CLUSTER_NODES = _host_ports("REDIS_CLUSTER_NODES")
+if REDIS_CLUSTER_NODES and REDIS_SENTINELS:
     raise ImproperlyConfigured(
-        "REDIS_CLUSTER_NODES is set, but this server does not run on Redis Cluster yet: "
-        "use REDIS_URL (one Redis) or REDIS_SENTINELS (a primary watched by Sentinel)."
+        "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: a Redis Cluster fails over by "
+        "itself, without Sentinel. Set one of them."
     )
 RT_KEY_PREFIX = os.environ.get("RT_KEY_PREFIX", "rt")
 RT_CHANNEL_PREFIX = os.environ.get("RT_CHANNEL_PREFIX", RT_KEY_PREFIX)
@@ -329,7 +331,10 @@ RT_PRESENCE_TTL = _env_float("RT_PRESENCE_TTL", 30.0, minimum=0.1)
 RT_PRESENCE_INTERVAL = _env_float("RT_PRESENCE_INTERVAL", 1.0, minimum=0.05)
 RT_PRESENCE_MAX_MEMBERS = _env_int("RT_PRESENCE_MAX_MEMBERS", 100, minimum=1)
 RT_BAD_FRAME_LIMIT = _env_int("RT_BAD_FRAME_LIMIT", 50, minimum=1)
-RT_BUCKETS = _env_int("RT_BUCKETS", 16, minimum=1)
+# Hash-tag buckets of the Redis keys (realtime/names.py): one Redis Cluster slot each, so a
+# cluster needs many to spread its streams (README "Redis Cluster"). Never change it once
+# data exists: a stream's keys would be looked for in another bucket.
+RT_BUCKETS = _env_int("RT_BUCKETS", 1024 if REDIS_CLUSTER_NODES else 16, minimum=1)
 # Seconds a WebSocket close may wait for the peer before the socket is aborted, under
 # uvicorn (config/uvicorn_ws.py) and daphne (config/daphne_server.py) alike.
 RT_WS_CLOSE_TIMEOUT = _env_float("RT_WS_CLOSE_TIMEOUT", 10.0, minimum=0.1)
@@ -349,6 +354,13 @@ RT_REDIS_TIMEOUT = _env_float("RT_REDIS_TIMEOUT", 5.0, minimum=0.1)
 # it back. A wait that times out answers `unavailable` (retry with the same id).
 RT_REDIS_WAIT_REPLICAS = _env_int("RT_REDIS_WAIT_REPLICAS", 0, minimum=0)
 RT_REDIS_WAIT_MS = _env_int("RT_REDIS_WAIT_MS", 500, minimum=1)
+if RT_REDIS_WAIT_REPLICAS and REDIS_CLUSTER_NODES:
+    # WAIT counts the replicas of the connection's own writes; a cluster client spreads its
+    # writes over many connections, so the count would say nothing.
+    raise ImproperlyConfigured(
+        "RT_REDIS_WAIT_REPLICAS is not supported with REDIS_CLUSTER_NODES: a failover of a shard "
+        "that loses acknowledged messages is announced with a new epoch instead (docs/protocol.md)."
+    )
 # The archive (realtime/archive.py): a worker moves queued messages of room: and user:
 # streams into the database; a message it took but did not finish goes back to the queue
 # after RT_ARCHIVE_VISIBILITY seconds without its worker's heartbeat.
@@ -400,12 +412,28 @@ def _layer_host() -> Any:
     return host
 
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [_layer_host()], "prefix": RT_CHANNEL_PREFIX},
+if REDIS_CLUSTER_NODES:
+    # channels_redis has no Redis Cluster support: the project's own layer, on sharded
+    # pub/sub, with each stream's group in the slot of the stream's keys.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.cluster_layer.ShardedChannelLayer",
+            "CONFIG": {
+                "nodes": [f"{host}:{port}" for host, port in REDIS_CLUSTER_NODES],
+                "prefix": RT_CHANNEL_PREFIX,
+                "password": REDIS_PASSWORD,
+                "group_tag": "realtime.names.group_hash_tag",
+                "timeout": RT_REDIS_TIMEOUT,
+            },
+        }
     }
-}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_layer_host()], "prefix": RT_CHANNEL_PREFIX},
+        }
+    }
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

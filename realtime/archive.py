@@ -151,8 +151,9 @@ def read_depths(client: redis.Redis, prefix: str, buckets: int) -> list[BucketDe
 class Archiver:
     """One worker. `run()` loops until `stop()`; `drain()` archives what is queued, then returns.
 
-    Buckets are polled in turn, starting one further each round so that none starves; when
-    all are empty the worker blocks on one of them with BLMOVE for `block` seconds.
+    Buckets are polled in turn, starting one further each round so that none starves (one
+    pipelined LLEN of every queue first says which hold entries); when all are empty the
+    worker blocks on one of them with BLMOVE for `block` seconds.
     """
 
     def __init__(
@@ -300,11 +301,20 @@ class Archiver:
     def _requeue(self, worker: str) -> int:
         """Move a worker's processing entries back to the oldest end of their queues, in order."""
         moved = 0
-        for keys in self.buckets:
-            source = keys.processing(worker)
-            while self.redis.lmove(source, keys.queue, "LEFT", "RIGHT") is not None:
+        sources = [keys.processing(worker) for keys in self.buckets]
+        for bucket in self._holding(sources):
+            source, queue = sources[bucket], self.buckets[bucket].queue
+            while self.redis.lmove(source, queue, "LEFT", "RIGHT") is not None:
                 moved += 1
         return moved
+
+    def _holding(self, lists: list[str]) -> list[int]:
+        """The indexes of the lists that hold entries, in one pipelined round trip (a
+        cluster has a thousand buckets: asking each one in turn would take a while)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in lists:
+            pipe.llen(key)
+        return [i for i, length in enumerate(pipe.execute()) if length]
 
     # --- taking entries ------------------------------------------------------------
 
@@ -314,8 +324,11 @@ class Archiver:
         count = len(self.buckets)
         start = self._next_bucket
         self._next_bucket = (start + 1) % count
+        holding = set(self._holding([keys.queue for keys in self.buckets]))
         for step in range(count):
             bucket = (start + step) % count
+            if bucket not in holding:
+                continue
             want = self.batch_size - len(batch)
             if want <= 0:
                 break

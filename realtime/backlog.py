@@ -9,6 +9,7 @@ A stream whose meta record is lost (expired, or Redis restarted empty) starts a 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 from .deadline import redis_call
 from .errors import Unavailable
 from .names import stream_keys
+from .scripts import ScriptPipeline, pipelined
 
 _LUA = Path(__file__).with_name("lua")
 _BIG = 1 << 53
@@ -95,13 +97,16 @@ class Backlog:
         idempotency_ttl: int,
         wait_replicas: int = 0,
         wait_ms: int = 500,
-        channel_prefix: str | None = None,
+        group_channel: Callable[[str], str] | None = None,
+        sharded: bool = False,
     ) -> None:
         self.redis = redis
-        #: With a prefix (realtime/layer_channel.py), an append also publishes the message
-        #: to its group's pub/sub channel, in the same script: one round trip per publish.
+        #: With the name of a group's pub/sub channel (realtime/layer_channel.py), an append
+        #: also publishes the message there, in the same script: one round trip per publish.
         #: Not while waiting for replicas: nobody may see a message a failover can take back.
-        self.channel_prefix = None if wait_replicas else channel_prefix
+        self.group_channel = None if wait_replicas else group_channel
+        #: SPUBLISH (Redis Cluster's sharded pub/sub) instead of PUBLISH.
+        self.sharded = "1" if sharded else "0"
         #: With replicas to wait for, an append counts as stored only once that many
         #: replicas have it (WAIT on the same connection): a failover cannot take it back.
         self.wait_replicas = wait_replicas
@@ -127,9 +132,10 @@ class Backlog:
         keys = stream_keys(self.prefix, stream, self.buckets)
         idem = f"{keys.idem}{len(sender_key)}:{sender_key}:{client_id}" if client_id is not None else ""
         head = frame_head(stream)
-        args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream]
-        channel = self.channel_prefix + group if self.channel_prefix is not None and group else ""
-        script_keys = [keys.meta, keys.log, idem, keys.archive if archive else "", channel]
+        args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream, self.sharded]
+        channel = self.group_channel(group) if self.group_channel is not None and group else ""
+        # An unused key is the meta key again (append.lua): one slot in a cluster.
+        script_keys = [keys.meta, keys.log, idem or keys.meta, keys.archive if archive else keys.meta, channel or keys.meta]
         async with redis_call():
             if not self.wait_replicas:
                 seq, epoch, dup = await self._append(keys=script_keys, args=args)
@@ -186,11 +192,14 @@ class Backlog:
     async def tails(self, wanted: list[tuple[str, int]]) -> list[Tail]:
         """For each (stream, seq): its epoch (None when lost), its counter and the frame
         stored under seq, in one pipelined round trip; creates nothing."""
-        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+
+        async def build(pipe: ScriptPipeline) -> None:
             for stream, seq in wanted:
                 keys = stream_keys(self.prefix, stream, self.buckets)
-                await self._tail(keys=[keys.meta, keys.log], args=[seq, self._durable_only], client=pipe)
-            rows = await pipe.execute()
+                await pipe.run(self._tail, [keys.meta, keys.log], [seq, self._durable_only])
+
+        async with redis_call():
+            rows = await pipelined(self.redis, build)
         return [Tail(e or None, int(n), f or None) for e, n, f in rows]
 
     async def replace_epoch(self, stream: str, seen: str) -> str:

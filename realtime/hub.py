@@ -181,6 +181,11 @@ class StreamHub:
             if self._started:
                 return
             self.channel = await self.layer.new_channel(prefix="hub.")
+            # A layer that can lose subscriptions and make them again (Redis Cluster:
+            # realtime/cluster_layer.py) says when: what was published meanwhile is caught up.
+            hook = getattr(self.layer, "on_resubscribed", None)
+            if hook is not None:
+                hook(self._on_resubscribed)
             async with redis_call():
                 await self.layer.group_add(CONTROL_GROUP, self.channel)
             loop = asyncio.get_running_loop()
@@ -360,9 +365,27 @@ class StreamHub:
             log.warning("probe of the channel layer failed: %s", exc)
             self._probe_back = self._probe_sent  # not a silent subscription: a failed send
 
+    def _on_resubscribed(self) -> None:
+        """The layer subscribed again after a slot move, a shard failover or a lost
+        connection: catch every followed stream up from the backlog now, from the last seq
+        passed on (the ordering drops what arrives twice)."""
+        self._spawn(self._catch_up_all())
+
+    async def _catch_up_all(self) -> None:
+        metrics.SUBSCRIPTIONS_REPAIRED.inc()
+        self._probe_back = self._probe_sent  # a probe sent before is lost with the old subscription
+        try:
+            await self.check_positions(renew=False)
+        except Exception:
+            log.exception("catching up after the layer subscribed again failed; the position check will")
+
     async def _reconnect_layer(self) -> None:
         """Drop the pub/sub connections of the layer (channels_redis keeps them in its
         shards' redis-py PubSub objects, which re-subscribe when they reconnect)."""
+        reconnect = getattr(self.layer, "reconnect", None)
+        if reconnect is not None:
+            await reconnect()
+            return
         for shard in getattr(self.layer, "_shards", ()):
             pubsub = getattr(shard, "_pubsub", None)
             connection = getattr(pubsub, "connection", None)
@@ -428,8 +451,9 @@ class StreamHub:
             except Exception:
                 log.exception("position check failed")
 
-    async def check_positions(self) -> None:
-        """Compare every followed stream with its counter in Redis; fill what was missed."""
+    async def check_positions(self, *, renew: bool = True) -> None:
+        """Compare every followed stream with its counter in Redis; fill what was missed.
+        With `renew`, also probe the layer and renew presence and occupancy leases."""
         states = [s for s in self.streams.values() if s.ready.done()]
         if not states:
             return
@@ -448,7 +472,8 @@ class StreamHub:
             log.warning("Redis is back: catching up on %d streams", len(states))
             self._redis_ok = True
         metrics.REDIS_UP.set(1)
-        await self._check_subscription()
+        if renew:
+            await self._check_subscription()
         for state, (last, digest), tail in zip(states, seen, rows, strict=True):
             if tail.epoch is None:
                 continue  # lost or expired: the next publish starts a new epoch
@@ -456,6 +481,8 @@ class StreamHub:
                 await self._replace_epoch(state)
             elif tail.epoch != state.epoch or tail.latest > state.last:
                 await self._catch_up(state, None)
+        if not renew:
+            return
         try:
             await self.presence.renew_and_sweep(names)
             await self.occupancy.write(self.local_counts(), renew=True)

@@ -14,10 +14,14 @@ several hosts, encryption, another serializer) gets None, and messages go out th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
+from django.utils.module_loading import import_string
+
 PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
+SHARDED_LAYER = "realtime.cluster_layer.ShardedChannelLayer"
 _DEFAULT_PREFIX = "asgi"  # RedisPubSubLoopLayer's default
 
 
@@ -30,3 +34,24 @@ def script_channel_prefix(layers: Mapping[str, Any]) -> str | None:
     if layer.get("BACKEND") != PUBSUB_LAYER or not plain:
         return None
     return f"{config.get('prefix', _DEFAULT_PREFIX)}__group__"
+
+
+def _sharded_channel(prefix: str, tag: Callable[[str], str | None] | None, group: str) -> str:
+    from .cluster_layer import group_channel_name
+
+    return group_channel_name(prefix, group, tag(group) if tag else None)
+
+
+def script_channel(layers: Mapping[str, Any]) -> tuple[Callable[[str], str], bool] | None:
+    """The pub/sub channel of a group as the default layer names it, and whether it is a
+    sharded one (SPUBLISH); None when the append script must not publish."""
+    layer = layers.get("default", {})
+    if layer.get("BACKEND") == SHARDED_LAYER:
+        config = layer.get("CONFIG", {})
+        tag = config.get("group_tag")
+        tag_of = import_string(tag) if isinstance(tag, str) else tag
+        return partial(_sharded_channel, config.get("prefix", _DEFAULT_PREFIX), tag_of), True
+    prefix = script_channel_prefix(layers)
+    if prefix is None:
+        return None
+    return prefix.__add__, False

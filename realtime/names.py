@@ -112,3 +112,17 @@ def stream_keys(prefix: str, stream: str, buckets: int) -> StreamKeys:
 
 def archive_queue(prefix: str, bucket: int) -> str:
     return f"{_tag(prefix, bucket)}:archive"
+
+
+def group_hash_tag(group: str) -> str | None:
+    """The hash tag of a stream's layer group in Redis Cluster (realtime/cluster_layer.py):
+    the tag of the stream's keys, so that append.lua can publish on the group's channel in
+    the same script. Other groups (the control group) hash by their whole name."""
+    from django.conf import settings
+
+    marker, _, rest = group.partition(".")
+    kind, sep, name = rest.partition(".")
+    if marker != "s" or not sep or kind not in KINDS:
+        return None
+    stream = f"{kind}:{name}"
+    return f"{settings.RT_KEY_PREFIX}:{bucket_of(stream, settings.RT_BUCKETS)}"

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from .deadline import redis_call
 from .names import stream_keys
 from .protocol import encode
+from .scripts import ScriptPipeline, pipelined
 
 _READ = (Path(__file__).with_name("lua") / "occupancy_read.lua").read_text()
 
@@ -72,9 +73,12 @@ class Occupancy:
         if not streams:
             return []
         now = int(time.time() * 1000)
-        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+
+        async def build(pipe: ScriptPipeline) -> None:
             for stream in streams:
                 keys = stream_keys(self.prefix, stream, self.buckets)
-                await self._read(keys=[keys.occupancy, keys.present_users], args=[now], client=pipe)
-            rows = await pipe.execute()
+                await pipe.run(self._read, [keys.occupancy, keys.present_users], [now])
+
+        async with redis_call():
+            rows = await pipelined(self.redis, build)
         return [(max(0, int(c)), max(0, int(u))) for c, u in rows]

@@ -33,6 +33,7 @@ from .deadline import redis_call
 from .errors import Unavailable
 from .names import StreamKeys, parse_stream, stream_keys
 from .protocol import encode
+from .scripts import ScriptPipeline, pipelined
 
 PRESENCE_KINDS = frozenset({"room", "group", "dm"})
 _LUA = Path(__file__).with_name("lua")
@@ -202,12 +203,15 @@ class Presence:
         if not held and not streams:
             return
         expiry, lifetime, now = self._expiry(), self._lifetime(), int(time.time() * 1000)
-        async with redis_call(), self.redis.pipeline(transaction=False) as pipe:
+
+        async def build(pipe: ScriptPipeline) -> None:
             for stream, members in held:
-                await self._renew(keys=self._script_keys(stream), args=[expiry, lifetime, *members], client=pipe)
+                await pipe.run(self._renew, self._script_keys(stream), [expiry, lifetime, *members])
             for stream in streams:
-                await self._sweep(keys=self._script_keys(stream), args=[now], client=pipe)
-            results = await pipe.execute()
+                await pipe.run(self._sweep, self._script_keys(stream), [now])
+
+        async with redis_call():
+            results = await pipelined(self.redis, build)
         for (stream, _), (total, joins, taken) in zip(held, results[: len(held)], strict=True):
             if joins:
                 self._note(stream, "join", joins, int(total))

@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .backlog import Backlog
-from .layer_channel import script_channel_prefix
+from .layer_channel import script_channel
 from .redis_clients import async_client
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakr
 class Runtime:
     def __init__(self) -> None:
         self.redis = async_client()
+        channel = script_channel(settings.CHANNEL_LAYERS)
         self.backlog = Backlog(
             self.redis,
             prefix=settings.RT_KEY_PREFIX,
@@ -35,7 +36,8 @@ class Runtime:
             idempotency_ttl=settings.RT_IDEMPOTENCY_TTL,
             wait_replicas=settings.RT_REDIS_WAIT_REPLICAS,
             wait_ms=settings.RT_REDIS_WAIT_MS,
-            channel_prefix=script_channel_prefix(settings.CHANNEL_LAYERS),
+            group_channel=channel[0] if channel else None,
+            sharded=bool(channel and channel[1]),
         )
         self.layer = get_channel_layer()
         self._hub: StreamHub | None = None

@@ -79,11 +79,12 @@ async def test_while_waiting_for_replicas_the_script_does_not_publish(rt_setting
     try:
         runtime.forget_all()
         backlog = runtime.current().backlog
-        assert backlog.channel_prefix is None
+        assert backlog.group_channel is None
     finally:
         settings.RT_REDIS_WAIT_REPLICAS = 0
         runtime.forget_all()
-    assert runtime.current().backlog.channel_prefix == script_channel_prefix(settings.CHANNEL_LAYERS)
+    channel = runtime.current().backlog.group_channel
+    assert channel is not None and channel("s.room.x") == f"{script_channel_prefix(settings.CHANNEL_LAYERS)}s.room.x"
 
 
 @pytest.mark.parametrize("group", ["", None])
