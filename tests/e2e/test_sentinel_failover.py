@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from tests.delivery import check_order_and_holes
 from tests.metrics_text import metric
 from tests.sentinel_set import SentinelSet
 from tests.tokens import mint
@@ -86,21 +87,6 @@ async def publish_all(client: Client, name: str, count: int, acks: list[dict[str
             await asyncio.sleep(reply.get("retry_after") or 0.2)
 
 
-def check_order_and_holes(sub: Subscriber) -> None:
-    """Within an epoch seqs rise by one; a jump only right after `recovered: false`."""
-    epoch, last, announced = None, 0, False
-    for frame in sub.frames:
-        if frame["type"] == "subscribed":
-            if frame["epoch"] != epoch or not frame["recovered"]:
-                epoch, last = frame["epoch"], frame["seq"]
-            announced = not frame["recovered"]
-            continue
-        assert frame["epoch"] == epoch, (frame, epoch)
-        assert frame["seq"] == last + 1 or announced, f"a silent hole before {frame['seq']} (after {last})"
-        assert frame["seq"] > last, f"{frame['seq']} again or out of order (after {last})"
-        last, announced = frame["seq"], False
-
-
 async def run_failover(start_server: Any, ha: SentinelSet, wait: bool) -> tuple[list[Subscriber], list[dict[str, Any]], dict[str, Any]]:
     env = {"RT_REDIS_WAIT_REPLICAS": "1", "RT_REDIS_WAIT_MS": "500"} if wait else {}
     srvs = servers(start_server, ha, **env)
@@ -156,7 +142,7 @@ async def test_with_wait_for_a_replica_a_failover_loses_nothing_acknowledged(sta
     seqs_name_one_message(subs, acks)
     wanted = {(a["epoch"], a["seq"]) for a in acks}
     for sub in subs:
-        check_order_and_holes(sub)
+        check_order_and_holes(sub.frames)
         got = [(m["epoch"], m["seq"]) for m in sub.messages()]
         assert len(got) == len(set(got)), "a message delivered twice"
         assert wanted <= set(got), (f"lost: {sorted(wanted - set(got))[:5]}", sub.refused(), len(got))
@@ -172,7 +158,7 @@ async def test_without_wait_every_hole_is_announced_and_no_seq_names_two_message
     seqs_name_one_message(subs, acks)
     wanted = {(a["epoch"], a["seq"]) for a in acks}
     for sub in subs:
-        check_order_and_holes(sub)
+        check_order_and_holes(sub.frames)
         got = {(m["epoch"], m["seq"]) for m in sub.messages()}
         if not wanted <= got:
             assert sub.refused(), "acknowledged messages missing without recovered: false"
@@ -224,6 +210,6 @@ async def lost_tail_is_announced(start_server: Any, ha: SentinelSet) -> None:
         await asyncio.sleep(0.05)
     for sub in subs:
         sub.task.cancel()
-        check_order_and_holes(sub)
+        check_order_and_holes(sub.frames)
         await sub.client.close()
     await publisher.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -196,46 +196,51 @@ def test_a_tagged_group_channel_lies_in_its_tag_slot() -> None:
     assert key_slot(tagged.encode()) == key_slot(b"rt:7")
 
 
-async def test_a_group_survives_its_slot_moving_live(cluster: ClusterSet) -> None:
-    mine, other = make_layer(cluster), make_layer(cluster)
+@pytest.fixture
+async def pair(cluster: ClusterSet) -> AsyncIterator[tuple[ShardedChannelLayer, ShardedChannelLayer]]:
+    """Two layer instances on a cluster of their own."""
+    first, second = make_layer(cluster), make_layer(cluster)
+    yield first, second
+    await first.flush()
+    await second.flush()
+
+
+async def delivers_across(pair: tuple[ShardedChannelLayer, ShardedChannelLayer], tag: str,
+                          disrupt: Callable[[int], Awaitable[int]], within: float) -> None:
+    """A group of the slot of `tag` gets a message, `disrupt(slot)` moves or fails that
+    slot's shard and returns the new owner's port; then the layer has called its hook, is
+    subscribed there, and the group gets the next message."""
+    mine, other = pair
+    group = f"{tag}.room"
+    member = await mine.new_channel()
+    await mine.group_add(group, member)
+    await other.group_send(group, {"type": "before"})
+    assert (await asyncio.wait_for(mine.receive(member), 5))["type"] == "before"
     repaired = asyncio.Event()
-    try:
-        group = "move.room"
-        slot = key_slot(b"move")
-        member = await mine.new_channel()
-        await mine.group_add(group, member)
-        mine.on_resubscribed(repaired.set)
-        source = cluster.owner_port(slot)
-        target = next(port for port in cluster.primary_ports() if port != source)
+    mine.on_resubscribed(repaired.set)
+    owner = await disrupt(key_slot(tag.encode()))
+    await asyncio.wait_for(repaired.wait(), within)
+    assert subscribers(owner, group_channel_name("t", group, tag)) == 1
+    # The sender's cluster client finds the new owner too.
+    await other.group_send(group, {"type": "after"})
+    assert (await asyncio.wait_for(mine.receive(member), 5))["type"] == "after"
+
+
+async def test_a_group_survives_its_slot_moving_live(
+        cluster: ClusterSet, pair: tuple[ShardedChannelLayer, ShardedChannelLayer]) -> None:
+    async def move(slot: int) -> int:
+        target = next(port for port in cluster.primary_ports() if port != cluster.owner_port(slot))
         await asyncio.to_thread(cluster.move_slot, slot, target)
-        await asyncio.wait_for(repaired.wait(), 10)
-        assert subscribers(target, group_channel_name("t", group, "move")) == 1
-        await other.group_send(group, {"type": "after.move"})
-        assert (await asyncio.wait_for(mine.receive(member), 5))["type"] == "after.move"
-    finally:
-        await mine.flush()
-        await other.flush()
+        return target
+
+    await delivers_across(pair, "move", move, within=10)
 
 
-async def test_a_group_survives_its_shard_failing_over(cluster: ClusterSet) -> None:
-    mine, other = make_layer(cluster), make_layer(cluster)
-    repaired = asyncio.Event()
-    try:
-        group = "fail.room"
-        slot = key_slot(b"fail")
-        member = await mine.new_channel()
-        await mine.group_add(group, member)
-        await other.group_send(group, {"type": "before"})
-        assert (await asyncio.wait_for(mine.receive(member), 5))["type"] == "before"
-        mine.on_resubscribed(repaired.set)
+async def test_a_group_survives_its_shard_failing_over(
+        cluster: ClusterSet, pair: tuple[ShardedChannelLayer, ShardedChannelLayer]) -> None:
+    async def fail_over(slot: int) -> int:
         victim = cluster.owner_port(slot)
         cluster.kill(victim)
-        successor = await asyncio.to_thread(cluster.wait_for_failover, victim)
-        await asyncio.wait_for(repaired.wait(), 20)
-        assert subscribers(successor, group_channel_name("t", group, "fail")) == 1
-        # The sender's cluster client finds the new primary too.
-        await other.group_send(group, {"type": "after.failover"})
-        assert (await asyncio.wait_for(mine.receive(member), 5))["type"] == "after.failover"
-    finally:
-        await mine.flush()
-        await other.flush()
+        return await asyncio.to_thread(cluster.wait_for_failover, victim)
+
+    await delivers_across(pair, "fail", fail_over, within=20)
