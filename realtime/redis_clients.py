@@ -40,11 +40,7 @@ def _options(timeout: float) -> dict[str, Any]:
     }
 
 
-def _sentinel_kwargs() -> dict[str, Any]:
-    return {"password": settings.REDIS_PASSWORD} if settings.REDIS_PASSWORD else {}
-
-
-def _cluster_kwargs() -> dict[str, Any]:
+def _password_kwargs() -> dict[str, Any]:
     return {"password": settings.REDIS_PASSWORD} if settings.REDIS_PASSWORD else {}
 
 
@@ -64,7 +60,7 @@ def async_client() -> aioredis.Redis:
             startup_nodes=[ClusterNode(host, port) for host, port in settings.REDIS_CLUSTER_NODES],
             retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 3),
             max_connections=MAX_CONNECTIONS,
-            **_cluster_kwargs(),
+            **_password_kwargs(),
             **_options(timeout),
         )
         return cast(aioredis.Redis, cluster)
@@ -75,7 +71,7 @@ def async_client() -> aioredis.Redis:
         client: aioredis.Redis = sentinel.master_for(
             settings.REDIS_SENTINEL_MASTER,
             retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-            **_sentinel_kwargs(),
+            **_password_kwargs(),
             **_options(timeout),
         )
         return client
@@ -101,7 +97,7 @@ def sync_client(timeout: float | None = None) -> redis.Redis:
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in settings.REDIS_CLUSTER_NODES],  # type: ignore[no-untyped-call]
             retry=Retry(NoBackoff(), 0),
-            **_cluster_kwargs(),
+            **_password_kwargs(),
             **_options(timeout),
         )
         return cast(redis.Redis, cluster)
@@ -110,7 +106,7 @@ def sync_client(timeout: float | None = None) -> redis.Redis:
 
         sentinel = Sentinel(settings.REDIS_SENTINELS, socket_timeout=min(1.0, timeout))  # type: ignore[no-untyped-call]
         master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.REDIS_SENTINEL_MASTER, retry=Retry(NoBackoff(), 0), **_sentinel_kwargs(), **_options(timeout)
+            settings.REDIS_SENTINEL_MASTER, retry=Retry(NoBackoff(), 0), **_password_kwargs(), **_options(timeout)
         )
         return master
     return redis.Redis.from_url(settings.REDIS_URL, retry=Retry(NoBackoff(), 0), **_options(timeout))
