@@ -64,25 +64,48 @@ async def _disconnect_idle_connections(self: ClusterNode) -> None:
 
 
 _node_execute = ClusterNode.execute_command
+_node_execute_pipeline = ClusterNode.execute_pipeline
+
+
+def _closed_under_command(exc: Exception) -> bool:
+    """Whether `exc` is a connection another task closed under this command: redis-py 8.1
+    drops the writer (AttributeError on None), uvloop refuses a closed transport."""
+    text = str(exc)
+    if isinstance(exc, AttributeError):
+        return "'NoneType' object has no attribute" in text
+    return isinstance(exc, RuntimeError) and "unable to perform operation on" in text
 
 
 async def _execute_or_connection_error(self: ClusterNode, *args: Any, **kwargs: Any) -> Any:
     """ClusterNode.execute_command, where a connection closed under the command by another
     task (redis-py 8.1 has more than one path to it during a topology refresh) is the
-    ConnectionError it is: the cluster client then refreshes the topology and retries.
-    Nothing was written (the writer was gone), so the retry cannot apply it twice."""
+    ConnectionError it is: the cluster client then refreshes the topology and retries, as
+    it does for any connection lost mid-command (a publish with an id is deduplicated by
+    its idempotency record, so a retry cannot store it twice)."""
     try:
         return await _node_execute(self, *args, **kwargs)
-    except AttributeError as exc:
-        if "'NoneType' object has no attribute" not in str(exc):
+    except (AttributeError, RuntimeError) as exc:
+        if not _closed_under_command(exc):
             raise
         raise ConnectionError(f"the connection to {self.name} was closed under the command") from exc
+
+
+async def _pipeline_or_connection_error(self: ClusterNode, commands: Any) -> bool:
+    """ClusterNode.execute_pipeline, with the same mapping (the cluster pipeline retries
+    a ConnectionError; realtime.scripts sends it only what may run twice)."""
+    try:
+        return await _node_execute_pipeline(self, commands)  # type: ignore[no-any-return]
+    except (AttributeError, RuntimeError) as exc:
+        if not _closed_under_command(exc):
+            raise
+        raise ConnectionError(f"the connection to {self.name} was closed under the pipeline") from exc
 
 
 def fix_cluster_node_disconnect() -> None:
     """Install the fixes above on redis-py's async ClusterNode (idempotent)."""
     ClusterNode.disconnect_free_connections = _disconnect_idle_connections  # type: ignore[method-assign]
     ClusterNode.execute_command = _execute_or_connection_error  # type: ignore[method-assign]
+    ClusterNode.execute_pipeline = _pipeline_or_connection_error  # type: ignore[method-assign]
 
 
 def group_channel_name(prefix: str, group: str, tag: str | None = None) -> str:

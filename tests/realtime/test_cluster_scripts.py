@@ -1,17 +1,21 @@
 """Scripts in pipelines on Redis Cluster (realtime/scripts.py): EVALSHA routed by each
 script's keys, and after NOSCRIPT (a promoted replica, a flushed node) the scripts are
-loaded on every primary and the pipeline runs once more."""
+loaded on every primary and the pipeline runs once more. And a command or pipeline
+on a connection closed under it (realtime.cluster_layer's fix) is retried."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import uvloop
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
+from realtime.cluster_layer import fix_cluster_node_disconnect
 from realtime.scripts import ScriptPipeline, pipelined
 from tests.cluster_set import ClusterSet
 
@@ -51,3 +55,36 @@ async def test_a_pipeline_of_scripts_runs_on_every_shard_even_after_the_scripts_
         assert await pipelined(client, build) == wanted
     finally:
         await client.aclose()
+
+
+def test_a_connection_closed_under_a_command_is_retried_not_raised(cluster: ClusterSet) -> None:
+    """redis-py 8.1 can close a connection while another task holds it (a topology
+    refresh); under uvloop the write then raises RuntimeError. The fix in
+    realtime.cluster_layer makes it the ConnectionError the cluster client retries."""
+    fix_cluster_node_disconnect()
+
+    async def closed_under_commands() -> list[object]:
+        client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", cluster.ports[0])], decode_responses=True)
+        keys = [f"{{k{n}}}:y" for n in range(30)]
+        try:
+            for key in keys:
+                await client.set(key, "before")
+
+            def close_every_idle_transport() -> None:
+                for node in client.get_primaries():
+                    for connection in node._free:
+                        connection._writer.transport.close()
+
+            close_every_idle_transport()
+            results: list[object] = [await client.set(key, "after") for key in keys]
+            close_every_idle_transport()
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(key)
+                results.extend(await pipe.execute())
+            return results
+        finally:
+            await client.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(closed_under_commands()) == [True] * 30 + ["after"] * 30
