@@ -72,3 +72,25 @@ def test_a_missing_node_is_reported_by_name(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "needs Node and npm; not found on PATH: node, npm" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cluster_scale_smoke_run_counts_every_delivery(tmp_path: Path) -> None:
+    """bench/cluster_scale.py on a one-shard cluster, tiny: publishes are acknowledged,
+    each reaches its subscribers with no hole or repeat, and the shard's CPU is read."""
+    out = tmp_path / "cluster.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cluster_scale", "--seconds", "0.5", "--streams", "3", "--subs", "1",
+         "--shards", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=85,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["shards"] == 1
+    publish, fan_out = result["publish"], result["fan-out"]
+    assert publish["publishes_per_s"] > 0 and publish["deliveries_per_s"] == 0
+    # 1 subscriber per stream on each of the 2 servers: 2 deliveries per publish.
+    assert fan_out["published"] > 0 and fan_out["delivered"] == 2 * fan_out["published"]
+    assert (fan_out["holes"], fan_out["repeats"]) == (0, 0)
+    (shard,) = fan_out["shards"]
+    assert shard["publishes"] > 0 and shard["cpu_s"] > 0
+    assert "| 1 | fan-out |" in done.stdout
