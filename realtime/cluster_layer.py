@@ -94,7 +94,7 @@ async def _pipeline_or_connection_error(self: ClusterNode, commands: Any) -> boo
     """ClusterNode.execute_pipeline, with the same mapping (the cluster pipeline retries
     a ConnectionError; realtime.scripts sends it only what may run twice)."""
     try:
-        return await _node_execute_pipeline(self, commands)  # type: ignore[no-any-return]
+        return await _node_execute_pipeline(self, commands)
     except (AttributeError, RuntimeError) as exc:
         if not _closed_under_command(exc):
             raise

@@ -23,7 +23,8 @@ def test_compose_parses_and_builds_from_files_that_exist() -> None:
     assert {"redis", "web1", "web2", "archiver", "proxy"} <= set(services)
     assert "--appendonly" in services["redis"]["command"] and "healthcheck" in services["redis"]
     for name, service in services.items():
-        assert "healthcheck" in service, name
+        # A one-shot service (cluster-init) runs and exits: nothing to watch.
+        assert "healthcheck" in service or service.get("restart") == "no", name
         assert ("ports" in service) == (name == "proxy"), f"{name}: only the proxy is published"
         if "build" in service:
             build = service["build"]
@@ -77,6 +78,52 @@ def test_the_ha_profile_adds_a_replica_and_three_sentinels_watching_redis() -> N
     assert all("depends_on" not in services[name] for name in ("sentinel1", "sentinel2", "sentinel3"))
     assert services["web1"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert all("profiles" not in services[name] for name in ("redis", "web1", "web2", "archiver", "proxy"))
+
+
+def test_the_cluster_profile_runs_six_cluster_nodes_formed_once_with_a_replica_each() -> None:
+    compose = yaml.safe_load((BASE / "docker-compose.yml").read_text())
+    services = compose["services"]
+    nodes = [f"redis-node{n}" for n in range(1, 7)]
+    in_profile = {name for name, service in services.items() if "cluster" in service.get("profiles", [])}
+    assert in_profile == {*nodes, "cluster-init"}
+    addresses = set()
+    for name in nodes:
+        command = services[name]["command"]
+        assert command[command.index("--cluster-enabled") + 1] == "yes"
+        assert command[command.index("--appendonly") + 1] == "yes"
+        assert any(volume.endswith(":/data") for volume in services[name]["volumes"])
+        addresses.add(services[name]["networks"]["default"]["ipv4_address"])
+    assert len(addresses) == 6
+    init = services["cluster-init"]
+    assert set(init["depends_on"]) == set(nodes) and init["restart"] == "no"
+    script = init["command"][-1]
+    assert "--cluster create" in script and "--cluster-replicas 1" in script
+    assert all(address.replace("${RT_NET:-172.30.57}", "$$N") + ":6379" in script for address in addresses)
+    env = services["web1"]["environment"]
+    assert env["RT_CLUSTER_NODES"] == ",".join(f"{name}:6379" for name in nodes)
+    assert env["REDIS_CLUSTER_NODES"] == "${REDIS_CLUSTER_NODES:-}"
+
+
+def test_the_entry_point_puts_the_app_on_the_cluster_it_finds() -> None:
+    env = {"RT_CLUSTER_NODES": "localhost:7000,127.0.0.1:7001"}
+    assert topology.choose(env) == "Redis Cluster (localhost:7000,127.0.0.1:7001): the cluster profile runs"
+    assert env["REDIS_CLUSTER_NODES"] == "localhost:7000,127.0.0.1:7001" and "REDIS_SENTINELS" not in env
+    env = {"RT_CLUSTER_NODES": "localhost:7000,redis-node2.invalid:6379"}  # no cluster profile
+    assert topology.choose(env) == "one Redis (REDIS_URL)" and "REDIS_CLUSTER_NODES" not in env
+    env = {"RT_CLUSTER_NODES": "localhost:7000", "REDIS_CLUSTER_NODES": "10.0.0.9:7000"}
+    assert topology.choose(env) == "as configured" and env["REDIS_CLUSTER_NODES"] == "10.0.0.9:7000"
+    with pytest.raises(SystemExit, match="the ha and the cluster profiles both run"):
+        topology.choose({"RT_CLUSTER_NODES": "localhost:7000", "RT_HA_SENTINELS": "localhost:26379"})
+
+
+def test_the_entry_point_waits_for_the_cluster_and_says_why_it_gives_up(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing listens on the port: the wait names the states it saw, and gives up."""
+    from config.embedded_redis import free_port
+
+    with pytest.raises(SystemExit, match=r"was not formed within 1 s \(states: \['ConnectionError'\]\)"):
+        topology.wait_for_cluster(f"127.0.0.1:{free_port()}", timeout=1)
+    assert "waiting for the Redis Cluster to be formed" in capsys.readouterr().err
 
 
 def test_the_entry_point_puts_the_app_on_the_sentinels_it_finds() -> None:
