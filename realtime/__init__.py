@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the same names, typed, for mypy and editors
     from .http import ERRORS, MAX_SEQ, ErrorOut, decode_body, json_body, principal_of, require_csrf
     from .names import CHAT_KINDS, CHAT_STREAM_PATTERN, NAME_PATTERN, StreamName, dm_pair, dm_stream, parse_stream
     from .presence import present_user_ids
-    from .publishing import Published, apublish, publish, send_ephemeral
+    from .publishing import Outgoing, Published, apublish, apublish_many, publish, publish_many, send_ephemeral
     from .ratelimit import KeyedBuckets
     from .redis_clients import sync_client
     from .rights import may_read
@@ -38,6 +38,9 @@ _PUBLIC = {
     "SERVER": "sender",
     "apublish": "publishing",
     "publish": "publishing",
+    "apublish_many": "publishing",
+    "publish_many": "publishing",
+    "Outgoing": "publishing",
     "send_ephemeral": "publishing",
     "message_published": "gate",
     # names, rights and errors
@@ -84,7 +87,7 @@ __all__ = [
     "ERRORS", "MAX_SEQ", "NAME_PATTERN", "SERVER", "Backlog", "BadRequest", "ErrorOut", "Forbidden",
     "KeyedBuckets", "Principal", "Published", "RateLimited", "RealtimeError", "Sender", "StreamName",
     "add_api_router", "apublish", "can_publish", "can_subscribe", "current_backlog", "decode_body", "json_body",
-    "parse_stream", "principal_of", "publish", "require_csrf",
+    "parse_stream", "principal_of", "publish", "require_csrf", "Outgoing", "apublish_many", "publish_many",
     "CHAT_STREAM_PATTERN", "STATS_STREAM", "from_user", "groups", "sync_client",
 ]
 

@@ -18,7 +18,7 @@ from ninja import Field, NinjaAPI, Path, Query, Schema
 from ninja.errors import ValidationError
 
 from . import runtime
-from .auth import Principal, is_backend_publisher
+from .auth import is_backend_publisher
 from .backlog import Range
 from .body_limit import BATCH_LIMIT
 from .errors import BadRequest, RealtimeError, Unavailable
@@ -38,9 +38,9 @@ from .http import (
 from .names import KINDS, NAME_PATTERN, StreamName, parse_stream
 from .ordering import plan_since
 from .protocol import ClientId, Since, encode_json
-from .publishing import ARCHIVED_KINDS, apublish
+from .publishing import ARCHIVED_KINDS, Outgoing, apublish, apublish_each
 from .ratelimit import take_publish
-from .rights import check_read
+from .rights import change_target, check_read
 
 # A `dm:` name is two ids around one dot; that they must be in ascending order is beyond
 # a pattern (the description says it, and the server answers 400).
@@ -207,39 +207,60 @@ async def publish_message(request: HttpRequest, stream: StreamPath) -> tuple[int
 )
 async def publish_batch(request: HttpRequest) -> tuple[int, dict[str, Any]]:
     """Each item published as a single publish would be, in order, with its own rights,
-    idempotency and rate (a batch of K counts K); a body not of this shape publishes nothing."""
+    idempotency and rate (a batch of K counts K); a body not of this shape publishes nothing.
+    The items that pass their checks are stored in one pipelined round trip; an edit or
+    a deletion is checked only after the items before it are stored (it may target one)."""
     who = await principal_of(request)
     require_csrf(request, who)
     body = decode_body(request, _batch_decoder, MAX_BATCH_BODY)
-    results: list[dict[str, Any]] = []
-    down: RealtimeError | None = None
-    for item in body.messages:
-        if down is not None:  # Redis is out of reach: the rest would each wait for it
-            results.append(error_object(down))
+    site = site_of(request)
+    results: list[dict[str, Any] | None] = [None] * len(body.messages)
+    pending: list[tuple[int, StreamName, Any, _BatchItem]] = []
+    down: list[Unavailable] = []  # Redis out of reach: the rest would each wait for it
+
+    async def store_pending() -> None:
+        outcomes = await apublish_each([Outgoing(name.full, item.data, item.id) for _, name, _, item in pending],
+                                       who.sender)
+        for (n, name, data, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, RealtimeError):
+                results[n] = error_object(outcome)
+                if isinstance(outcome, Unavailable) and not down:
+                    down.append(outcome)
+            else:
+                announce(name, data, who, outcome, site)
+                results[n] = {"stream": outcome.stream, "seq": outcome.seq, "epoch": outcome.epoch}
+        pending.clear()
+
+    for n, item in enumerate(body.messages):
+        if down:
+            results[n] = error_object(down[0])
             continue
         try:
-            results.append(await _publish_item(who, item, site_of(request)))
+            name = parse_stream(item.stream)
+            data = decoded(name, item.data)
+            if pending and change_target(name, data) is not None:
+                await store_pending()
+                if down:
+                    results[n] = error_object(down[0])
+                    continue
+            await check_client_publish(who, name, data)
+            take_publish(who.sender_key, is_backend_publisher(who, name))
         except Unavailable as exc:
-            down = exc
-            results.append(error_object(exc))
+            down.append(exc)
+            results[n] = error_object(exc)
+            continue
         except RealtimeError as exc:
-            results.append(error_object(exc))
+            results[n] = error_object(exc)
+            continue
+        pending.append((n, name, data, item))
+    if pending:
+        await store_pending()
     return 200, {"results": results}
 
 
 def site_of(request: HttpRequest) -> str:
     """The site's address as this client reached it, for links in notifications."""
     return str(request.build_absolute_uri("/")).rstrip("/")
-
-
-async def _publish_item(who: Principal, item: _BatchItem, site: str) -> dict[str, Any]:
-    name = parse_stream(item.stream)
-    data = decoded(name, item.data)
-    await check_client_publish(who, name, data)
-    take_publish(who.sender_key, is_backend_publisher(who, name))
-    done = await apublish(name.full, item.data, who.sender, id=item.id)
-    announce(name, data, who, done, site)
-    return {"stream": done.stream, "seq": done.seq, "epoch": done.epoch}
 
 
 class OccupancyOut(Schema):

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from .deadline import redis_call
 from .errors import Unavailable
 from .names import stream_keys
+from .redis_clients import is_cluster
 from .scripts import ScriptPipeline, pipelined
 
 _LUA = Path(__file__).with_name("lua")
@@ -35,6 +37,18 @@ class Appended:
     text: str
     #: Published to the stream's layer group by the append script itself.
     published: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendItem:
+    """One message to store: `tail` is its frame after the epoch (publishing.message_tail)."""
+
+    stream: str
+    tail: str
+    sender_key: str
+    client_id: str | None
+    archive: bool
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,22 +138,36 @@ class Backlog:
         #: "1" when reads stop at what replicas are known to hold (read.lua ARGV[6]).
         self._durable_only = "1" if wait_replicas else "0"
 
+    def _append_call(self, item: AppendItem) -> tuple[list[str], list[Any], str, bool]:
+        """The append script's keys and arguments for `item`, its frame head, and whether
+        the script publishes it too."""
+        keys = stream_keys(self.prefix, item.stream, self.buckets)
+        idem = f"{keys.idem}{len(item.sender_key)}:{item.sender_key}:{item.client_id}" if item.client_id is not None else ""
+        head = frame_head(item.stream)
+        args: list[Any] = [new_epoch(), head, item.tail, self.size, self.ttl, self.idempotency_ttl, item.stream, self.sharded]
+        channel = self.group_channel(item.group) if self.group_channel is not None and item.group else ""
+        # An unused key is the meta key again (append.lua): one slot in a cluster.
+        script_keys = [keys.meta, keys.log, idem or keys.meta, keys.archive if item.archive else keys.meta,
+                       channel or keys.meta]
+        return script_keys, args, head, bool(channel)
+
+    @staticmethod
+    def _appended(item: AppendItem, head: str, published: bool, reply: list[Any]) -> Appended:
+        seq, epoch, dup = reply
+        return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, item.tail), published and not dup)
+
     async def append(
         self, stream: str, tail: str, *, sender_key: str, client_id: str | None, archive: bool, group: str = ""
     ) -> Appended:
         """Store one message; a repeated (sender, id) within the TTL returns the first seq.
         With the stream's layer `group` and a channel prefix, a new message is also published."""
-        keys = stream_keys(self.prefix, stream, self.buckets)
-        idem = f"{keys.idem}{len(sender_key)}:{sender_key}:{client_id}" if client_id is not None else ""
-        head = frame_head(stream)
-        args: list[Any] = [new_epoch(), head, tail, self.size, self.ttl, self.idempotency_ttl, stream, self.sharded]
-        channel = self.group_channel(group) if self.group_channel is not None and group else ""
-        # An unused key is the meta key again (append.lua): one slot in a cluster.
-        script_keys = [keys.meta, keys.log, idem or keys.meta, keys.archive if archive else keys.meta, channel or keys.meta]
+        item = AppendItem(stream, tail, sender_key, client_id, archive, group)
+        script_keys, args, head, published = self._append_call(item)
         async with redis_call():
             if not self.wait_replicas:
-                seq, epoch, dup = await self._append(keys=script_keys, args=args)
+                reply = await self._append(keys=script_keys, args=args)
             else:
+                keys = stream_keys(self.prefix, stream, self.buckets)
                 async with self.redis.pipeline(transaction=False) as pipe:  # one connection
                     await self._append(keys=script_keys, args=args, client=pipe)
                     # A write of this connection's own after the message, even when it was a
@@ -147,14 +175,39 @@ class Backlog:
                     # then counts replicas that hold the message itself.
                     pipe.expire(keys.meta, self.ttl)
                     pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
-                    (seq, epoch, dup), _, copies = await pipe.execute()
+                    reply, _, copies = await pipe.execute()
                 if int(copies) < self.wait_replicas:
                     raise Unavailable(
                         f"stored, but on {copies} of {self.wait_replicas} replicas within {self.wait_ms} ms: "
                         "retry with the same id"
                     )
-                await self._durable(keys=[keys.meta], args=[epoch, int(seq)])
-        return Appended(int(seq), epoch, bool(dup), frame_text(head, int(seq), epoch, tail), bool(channel) and not dup)
+                await self._durable(keys=[keys.meta], args=[reply[1], int(reply[0])])
+        return self._appended(item, head, published, reply)
+
+    async def append_many(self, items: list[AppendItem]) -> list[Appended]:
+        """Store `items` in order, each as `append` would, in one pipelined round trip (one
+        per shard in a cluster): a bulk publisher pays Redis's latency once, not per message.
+        With replicas to wait for, one by one (each append waits for its own copies)."""
+        if self.wait_replicas:
+            return [await self.append(i.stream, i.tail, sender_key=i.sender_key, client_id=i.client_id,
+                                      archive=i.archive, group=i.group) for i in items]
+        calls = [self._append_call(item) for item in items]
+        async with redis_call():
+            # Not scripts.pipelined: after NOSCRIPT it runs the whole pipeline again, and an
+            # append without an id must not run twice. Here only the refused ones run again.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                queued = ScriptPipeline(pipe, is_cluster(self.redis))
+                for script_keys, args, _, _ in calls:
+                    await queued.run(self._append, script_keys, args)
+                replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                    raise reply
+            for n, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):  # a node that does not know the script yet
+                    replies[n] = await self._append(keys=calls[n][0], args=calls[n][1])
+        return [self._appended(item, head, published, reply)
+                for item, (_, _, head, published), reply in zip(items, calls, replies, strict=True)]
 
     async def read(
         self, stream: str, first: int = 1, last: int = -1, most: int = 0, budget: int = 0, keep_oldest: bool = False

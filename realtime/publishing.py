@@ -16,24 +16,27 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 from django.conf import settings
 
 from . import envelope, metrics, runtime
-from .backlog import Appended
+from .backlog import Appended, AppendItem
 from .deadline import redis_call
-from .errors import BadRequest, TooLarge
+from .errors import BadRequest, RealtimeError, TooLarge, Unavailable
 from .limits import MAX_DEPTH, too_deep
 from .names import StreamName, parse_stream
 from .protocol import encode_json
 from .sender import SERVER, Sender
 
-__all__ = ["SERVER", "Published", "Sender", "apublish", "message_tail", "publish", "send_ephemeral"]
+__all__ = [
+    "SERVER", "Outgoing", "Published", "Sender", "apublish", "apublish_each", "apublish_many", "message_tail", "publish", "publish_many",
+    "send_ephemeral",
+]
 
 log = logging.getLogger("realtime.publish")
 T = TypeVar("T")
@@ -44,6 +47,9 @@ ARCHIVED_KINDS = frozenset({"room", "group", "dm", "user"})
 #: Fan-outs a sync publisher may have queued before it waits for one to go out.
 MAX_PENDING_FAN_OUTS = 256
 
+#: Appends sent in one pipeline by `publish_many` (a longer list goes in several).
+PIPELINE_SIZE = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Published:
@@ -51,6 +57,14 @@ class Published:
     epoch: str
     seq: int
     duplicate: bool
+
+
+class Outgoing(NamedTuple):
+    """One message for `publish_many`: a plain `(stream, data)` pair does too."""
+
+    stream: str
+    data: Any
+    id: str | None = None
 
 
 def message_tail(data: Any, sender: Sender, ts_ms: int) -> str:
@@ -118,6 +132,93 @@ async def _publish(
         await fan_out(name, stored)
     metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
     return Published(name.full, stored.epoch, stored.seq, stored.duplicate)
+
+
+Messages = Iterable[Outgoing | tuple[str, Any] | tuple[str, Any, str | None]]
+
+
+async def apublish_many(messages: Messages, sender: Sender | None = None) -> list[Published]:
+    """Store many messages, in order, each as `apublish` would, with one Redis round trip
+    per PIPELINE_SIZE of them instead of one each: for backends that publish in bulk.
+
+    Every message is checked first: a bad stream name or `data` raises BadRequest (or
+    TooLarge) naming its place in the list, and nothing is stored.
+    """
+    return await _publish_many(messages, sender, _fan_out)
+
+
+async def apublish_each(messages: Messages, sender: Sender | None = None) -> list[Published | RealtimeError]:
+    """As `apublish_many`, but a message that cannot be published has its error in its
+    place and the others are published (POST /api/messages). Once Redis is out of reach,
+    that `Unavailable` is the answer of every message not stored yet."""
+    return await _publish_each(messages, sender, _fan_out)
+
+
+async def _publish_many(
+    messages: Messages, sender: Sender | None, fan_out: Callable[[StreamName, Appended], Awaitable[None]]
+) -> list[Published]:
+    prepared = _prepare(messages, sender or SERVER)
+    for n, item in enumerate(prepared):
+        if isinstance(item, RealtimeError):
+            raise item.__class__(f"message {n}: {item.message}")
+    outcomes = await _store_many(prepared, fan_out, raise_unavailable=True)
+    return [p for p in outcomes if isinstance(p, Published)]
+
+
+async def _publish_each(
+    messages: Messages, sender: Sender | None, fan_out: Callable[[StreamName, Appended], Awaitable[None]]
+) -> list[Published | RealtimeError]:
+    return await _store_many(_prepare(messages, sender or SERVER), fan_out, raise_unavailable=False)
+
+
+def _prepare(messages: Messages, sender: Sender) -> list[tuple[StreamName, AppendItem] | RealtimeError]:
+    """Each message checked and encoded, ready to append (or the reason it cannot be)."""
+    ts_ms = int(time.time() * 1000)
+    prepared: list[tuple[StreamName, AppendItem] | RealtimeError] = []
+    for message in messages:
+        outgoing = message if isinstance(message, Outgoing) else Outgoing(*message)
+        try:
+            name = parse_stream(outgoing.stream)
+            tail = message_tail(outgoing.data, sender, ts_ms)
+        except RealtimeError as exc:
+            prepared.append(exc)
+            continue
+        prepared.append((name, AppendItem(name.full, tail, sender.key, outgoing.id, name.kind in ARCHIVED_KINDS,
+                                          name.group)))
+    return prepared
+
+
+async def _store_many(
+    prepared: list[tuple[StreamName, AppendItem] | RealtimeError],
+    fan_out: Callable[[StreamName, Appended], Awaitable[None]],
+    raise_unavailable: bool,
+) -> list[Published | RealtimeError]:
+    """Append the prepared messages, PIPELINE_SIZE per round trip, and fan out those the
+    append script did not publish; errors stay in their places."""
+    started = time.perf_counter()
+    outcomes: list[Published | RealtimeError | None] = [p if isinstance(p, RealtimeError) else None for p in prepared]
+    ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, RealtimeError)]
+    backlog = runtime.current().backlog
+    for first in range(0, len(ready), PIPELINE_SIZE):
+        chunk = ready[first:first + PIPELINE_SIZE]
+        try:
+            stored_all = await backlog.append_many([item for _, (_, item) in chunk])
+        except Unavailable as exc:
+            if raise_unavailable:
+                raise
+            for n, _ in ready[first:]:
+                outcomes[n] = exc
+            break
+        for (n, (name, _)), stored in zip(chunk, stored_all, strict=True):
+            if stored.published:
+                metrics.PUBLISHED.labels(name.kind).inc()
+            elif not stored.duplicate:
+                await fan_out(name, stored)
+            outcomes[n] = Published(name.full, stored.epoch, stored.seq, stored.duplicate)
+    metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
+    filled = [outcome for outcome in outcomes if outcome is not None]
+    assert len(filled) == len(outcomes), "every message has its outcome"
+    return filled
 
 
 class _LoopThread:
@@ -194,6 +295,13 @@ def publish(stream: str, data: Any, sender: Sender | None = None, id: str | None
     publish order, and is awaited at interpreter exit.
     """
     return _bridge.run(_publish(stream, data, sender, id, _bridge.fan_out_later))
+
+
+def publish_many(
+    messages: Iterable[Outgoing | tuple[str, Any] | tuple[str, Any, str | None]], sender: Sender | None = None
+) -> list[Published]:
+    """Sync twin of `apublish_many`: many messages, pipelined, for jobs and commands."""
+    return _bridge.run(_publish_many(list(messages), sender, _bridge.fan_out_later))
 
 
 async def send_ephemeral(stream: str, frame: dict[str, Any]) -> None:

@@ -136,3 +136,20 @@ async def test_the_backlog_cuts_a_read_at_its_byte_budget_in_redis() -> None:
     assert [json.loads(f)["seq"] for f in (await backlog.read(stream, first=6, budget=1, keep_oldest=True)).frames] == [6]
     assert [json.loads(f)["seq"] for f in (await backlog.read(stream, budget=1)).frames] == [10]
     assert len((await backlog.read(stream, budget=0)).frames) == 10 and newest.latest == 10
+
+
+async def test_an_edit_in_a_batch_may_target_a_message_earlier_in_the_same_batch() -> None:
+    """The items before an edit are stored before the edit is checked, as one by one."""
+    token = mint(sub="4")
+    got = await post_batch({"messages": [
+        {"stream": "room:edits", "data": {"text": "helo"}},
+        {"stream": "room:edits", "data": {"edit": 1, "text": "hello"}},
+        {"stream": "room:edits", "data": {"edit": 9, "text": "no such message"}},
+        {"stream": "room:edits", "data": {"delete": 1}},
+    ]}, token)
+    assert got.status_code == 200, got.content[:300]
+    results = got.json()["results"]
+    assert [r.get("seq") for r in results] == [1, 2, None, 3]
+    assert results[2]["error"]["code"] == "bad_request"
+    kept = (await runtime.current().backlog.read("room:edits")).frames
+    assert [json.loads(f)["data"] for f in kept] == [{"text": "helo"}, {"edit": 1, "text": "hello"}, {"delete": 1}]

@@ -1,11 +1,13 @@
 """Scripts in pipelines on Redis Cluster (realtime/scripts.py): EVALSHA routed by each
 script's keys, and after NOSCRIPT (a promoted replica, a flushed node) the scripts are
-loaded on every primary and the pipeline runs once more. And a command or pipeline
-on a connection closed under it (realtime.cluster_layer's fix) is retried."""
+loaded on every primary and the pipeline runs once more; pipelined appends run only the
+refused ones again. And a command or pipeline on a connection closed under it
+(realtime.cluster_layer's fix) is retried."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,10 @@ import uvloop
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
+from realtime.backlog import AppendItem, Backlog
 from realtime.cluster_layer import fix_cluster_node_disconnect
+from realtime.names import stream_keys
+from realtime.publishing import SERVER, message_tail
 from realtime.scripts import ScriptPipeline, pipelined
 from tests.cluster_set import ClusterSet
 
@@ -88,3 +93,27 @@ def test_a_connection_closed_under_a_command_is_retried_not_raised(cluster: Clus
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(closed_under_commands()) == [True] * 30 + ["after"] * 30
+
+
+async def test_appends_pipelined_over_every_shard_run_once_even_after_noscript(cluster: ClusterSet) -> None:
+    """Backlog.append_many in a cluster: one pipeline per shard. Where a primary does not
+    know the append script (flushed here, as on a promoted replica), only the refused
+    appends run again: an append without an id is never stored twice."""
+    client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", cluster.ports[0])], decode_responses=True)
+    try:
+        backlog = Backlog(client, prefix="t", buckets=1024, size=100, ttl=600, idempotency_ttl=600, sharded=True)
+        streams = [f"live:many{n}" for n in range(12)]
+        owners = {cluster.owner_port(key_slot(stream_keys("t", s, 1024).meta.encode())) for s in streams}
+        assert len(owners) == 3
+        items = [AppendItem(streams[n % 12], message_tail(n, SERVER, 1), "k", None, False) for n in range(36)]
+        for round_ in range(2):
+            for port in cluster.primary_ports()[:2]:  # two shards forget the script, one knows it
+                with redis.Redis(port=port) as node:
+                    node.script_flush()
+            stored = await backlog.append_many(items)
+            assert [a.seq for a in stored] == [1 + round_ * 3 + n // 12 for n in range(36)]
+        for stream in streams:
+            frames = (await backlog.read(stream, 1, 100)).frames
+            assert [json.loads(f)["seq"] for f in frames] == list(range(1, 7)), stream
+    finally:
+        await client.aclose()

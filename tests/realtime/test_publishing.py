@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -55,3 +56,64 @@ async def test_a_control_message_sent_from_the_loop_is_kept_until_it_is_sent() -
     assert publishing._control_tasks == set()
     await layer.group_discard("rt-test-control", channel)
     await runtime.close_current()
+
+
+async def test_apublish_many_stores_in_order_on_every_stream_and_publishes_each_once(redis_server: Any) -> None:
+    """One pipeline for many streams: seqs follow the list per stream, the backlog holds
+    exactly those messages, each is published once in the layer's form, and a repeated
+    id (in the same list or a later one) is the same message, not stored again."""
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+
+    from realtime import envelope, runtime
+    from realtime.layer_channel import script_channel_prefix
+    from realtime.names import parse_stream
+    from realtime.publishing import Outgoing, apublish_many
+    from tests.realtime.test_layer_channel import raw_messages
+
+    streams = ["live:many-a", "live:many-b", "room:many-c"]
+    messages = [Outgoing(streams[n % 3], {"n": n}, f"id{n}") for n in range(30)]
+    channel = f"{script_channel_prefix(settings.CHANNEL_LAYERS)}{parse_stream(streams[1]).group}"
+    pubsub, reading = await raw_messages(redis_server.url, channel, 10)
+    done = await apublish_many([*messages, ("live:many-a", {"n": 0}, "id0")])
+    assert [(p.stream, p.seq, p.duplicate) for p in done[:6]] == [
+        ("live:many-a", 1, False), ("live:many-b", 1, False), ("room:many-c", 1, False),
+        ("live:many-a", 2, False), ("live:many-b", 2, False), ("room:many-c", 2, False),
+    ]
+    assert (done[30].seq, done[30].duplicate) == (1, True)
+    again = await apublish_many([("live:many-b", {"n": 1}, "id1"), ("live:many-b", {"n": "new"})])
+    assert [(p.seq, p.duplicate) for p in again] == [(1, True), (11, False)]
+    backlog = runtime.current().backlog
+    for stream in streams:
+        stored = (await backlog.read(stream, 1, 10)).frames
+        assert [json.loads(f)["data"]["n"] for f in stored] == [n for n in range(30) if n % 3 == streams.index(stream)]
+    raw = await asyncio.wait_for(reading, 10)
+    layer = get_channel_layer()
+    got = [envelope.read(layer.deserialize(r)) for r in raw]
+    assert [(m.stream, m.seq) for m in got] == [("live:many-b", seq) for seq in range(1, 11)]
+    await pubsub.aclose()
+
+
+@pytest.mark.parametrize(("bad", "why"), [
+    (("live:ok", {"when": object()}), "message 2: data is not JSON"),
+    (("no-kind-here", 1), "message 2: "),
+    (("live:ok", "x" * 70_000), "message 2: message over"),
+])
+async def test_apublish_many_with_one_bad_message_stores_none_and_names_it(bad: tuple[str, Any], why: str) -> None:
+    from realtime.errors import RealtimeError
+    from realtime.publishing import apublish_many
+
+    with pytest.raises(RealtimeError) as refused:
+        await apublish_many([("live:ok", 1), ("live:ok", 2), bad, ("live:ok", 3)])
+    assert refused.value.message.startswith(why), refused.value.message
+    assert (await apublish("live:ok", 4)).seq == 1  # nothing of the list was stored
+
+
+async def test_publish_many_from_sync_code_returns_every_seq() -> None:
+    """The sync twin, as a job calls it (no running loop in its thread)."""
+    from realtime.publishing import publish_many
+
+    done = await asyncio.to_thread(publish_many, (("live:sync-many", {"n": n}) for n in range(1200)))
+    assert [p.seq for p in done] == list(range(1, 1201))  # three pipelines of PIPELINE_SIZE at most
+    with pytest.raises(RuntimeError, match="use `await apublish"):
+        publish_many([("live:sync-many", 1)])
