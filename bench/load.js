@@ -151,9 +151,11 @@ class Extras {
   }
 }
 
-function open(url) {
+// `localAddress`: the loopback source address (127.0.0.2 and on past the ephemeral ports
+// one address has), or undefined for the default.
+function open(url, localAddress) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 4 * 1024 * 1024, localAddress });
     const timer = setTimeout(() => { ws.terminate(); reject(new Error("connect timeout")); }, 30000);
     ws.once("open", () => { clearTimeout(timer); resolve(ws); });
     ws.once("error", (e) => { clearTimeout(timer); reject(e); });
@@ -161,7 +163,9 @@ function open(url) {
 }
 
 // Open n sockets, `concurrency` at a time; `url` is a string or a function of the index.
+// With `cfg.sources` > 1, socket i comes from 127.0.0.(1 + i % sources).
 async function openMany(n, url, concurrency, onOpen) {
+  const sources = cfg.sources || 1;
   const out = new Array(n);
   let next = 0;
   let failed = 0;
@@ -171,7 +175,7 @@ async function openMany(n, url, concurrency, onOpen) {
       const i = next++;
       const startedAt = now();
       try {
-        out[i] = await open(typeof url === "function" ? url(i) : url);
+        out[i] = await open(typeof url === "function" ? url(i) : url, sources > 1 ? `127.0.0.${1 + (i % sources)}` : undefined);
         if (onOpen) await onOpen(out[i], i, startedAt);
       } catch (e) {
         failed++;

@@ -71,6 +71,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "step_seconds": 0.5,
         "drain": 3.0,
         "idle": [20],
+        "idle_sources": 2,
         "idle_hold_ms": 500,
         "replay_messages": 50,
         "replay_repeats": 1,
@@ -121,6 +122,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "drain": 10.0,
         "half_step": True,
         "idle": [1000, 5000, 10000],
+        # One process holding 50,000: the product under uvicorn only (issue targets).
+        "idle_big": [50000],
         "idle_hold_ms": 3000,
         "replay_messages": 1000,
         "replay_repeats": 10,
@@ -166,8 +169,23 @@ def pin(core: int) -> list[str]:
     return []
 
 
+#: Open files the bench wants (50,000 idle sockets on each side, and some), and the
+#: connections one loopback source address opens at most (the ephemeral port range is
+#: about 28,000 ports).
+FD_WANTED = 1 << 17
+PER_SOURCE_ADDRESS = 20_000
+#: Files a server or the load client holds besides its sockets.
+FD_MARGIN = 500
+
+
 def raise_fd_limit() -> tuple[int, int]:
+    """The soft limit up to the hard one; the hard one up to FD_WANTED where this
+    process may (root). The servers and the load client inherit it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < FD_WANTED:
+        with contextlib.suppress(ValueError, OSError):  # not allowed: keep the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (FD_WANTED, FD_WANTED))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 1 << 20
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -529,7 +547,11 @@ class Bench:
             elif event["event"] == "progress":
                 say(f"{srv.name}: room idle {conns}: {event['subscribed']}/{conns} subscribed after {event['seconds']:.1f} s")
 
-        config = self.base_config(srv, "idle") | {"conns": conns, "concurrency": 200, "holdMs": self.p["idle_hold_ms"]}
+        # Past PER_SOURCE_ADDRESS, connections come from 127.0.0.2 and on as well (the
+        # smoke run uses two addresses whatever the count, so that the harness tests it).
+        sources = max(self.p.get("idle_sources", 1), -(-conns // PER_SOURCE_ADDRESS))
+        config = self.base_config(srv, "idle") | {"conns": conns, "concurrency": 200, "holdMs": self.p["idle_hold_ms"],
+                                                  "sources": sources}
         config |= extra or {}
         result = run_load(config, timeout=120 + conns / 50, on_event=on_event)
         opened = result["opened"]
@@ -634,7 +656,15 @@ class Bench:
         srv.start()
         try:
             out["idle"] = []
-            for conns in self.p["idle"] if "idle" in self.only and srv.kind != "workers" else []:
+            big = self.p.get("idle_big", []) if name == "uvicorn" else []
+            for conns in [*self.p["idle"], *big] if "idle" in self.only and srv.kind != "workers" else []:
+                files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                if conns + FD_MARGIN > files:  # each side needs a file per socket
+                    out["idle"].append({"conns": conns, "not_run": (
+                        f"the open-files limit is {files:,} (raising the hard limit needs CAP_SYS_RESOURCE): "
+                        f"one process cannot hold {conns:,} sockets here")})
+                    say(f"{name}: idle {conns}: not run: {out['idle'][-1]['not_run']}")
+                    continue
                 out["idle"].append(self.idle(srv, conns))
                 say(f"{name}: idle {conns}: {fmt_idle(out['idle'][-1])}")
             out["fanout"] = []
@@ -1080,6 +1110,9 @@ def tables(results: dict[str, Any]) -> str:
     ]
     for name, srv in results["servers"].items():
         for res in srv.get("idle", []):
+            if "not_run" in res:
+                lines.append(f"| {name} | {res['conns']:,} | | | | | not run: {res['not_run']} |")
+                continue
             note = "" if res["valid"] else f"INVALID {res['first_error'] or ''}"
             lines.append(
                 f"| {name} | {res['conns']:,} | {res['opened']:,} | {res['still_open']:,} | {num(res['conns_per_s'])} "
@@ -1115,7 +1148,9 @@ def tables(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"`realtime.publish` from a sync loop (core 0, no server running): {num(sync['messages_per_s'])} msg/s "
-            f"({sync['messages']} messages{'' if sync['valid'] else ', INVALID seqs'}).",
+            f"({sync['messages']} messages{'' if sync['valid'] else ', INVALID seqs'}); "
+            f"`realtime.publish_many`, {sync['batch']} per call (pipelined): {num(sync['batched_messages_per_s'])} msg/s "
+            f"({sync['batched_messages']} messages{'' if sync['batched_valid'] else ', INVALID seqs'}).",
         ]
     lines += room_tables(results)
     return "\n".join(lines) + "\n"
@@ -1218,7 +1253,7 @@ def room_tables(results: dict[str, Any]) -> list[str]:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for name, res in idles:
-            plain = next((i for i in results["servers"][name].get("idle", []) if i["conns"] == res["conns"]), None)
+            plain = next((i for i in results["servers"][name].get("idle", []) if i["conns"] == res["conns"] and "not_run" not in i), None)
             note = "" if res["valid"] else f"INVALID {res['first_error'] or (res.get('extras') or {}).get('first_error') or ''}"
             lines.append(
                 f"| {name} | {res['conns']:,} | {res['opened']:,} | {num(res.get('subscribed'))} | {res['still_open']:,} "
@@ -1326,6 +1361,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated scenarios: {','.join(SCENARIOS)}, or rooms (the last four); default: all",
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where results.* and fanout.png go")
+    parser.add_argument(
+        "--idle", default="",
+        help="comma-separated idle connection counts instead of the profile's (e.g. 50000; past 20,000 the "
+             "load client opens them from 127.0.0.2 and on as well)",
+    )
     args = parser.parse_args(argv)
     answer_ctrl_c()  # a run started in the background still stops, cleaning up, on SIGINT
     os.chdir(BASE_DIR)
@@ -1343,7 +1383,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [tool for tool in ("node", "npm") if not shutil.which(tool)]
     if missing:
         parser.exit(1, f"bench: the load client (bench/load.js) needs Node and npm; not found on PATH: {', '.join(missing)}\n")
+    try:
+        idle = [int(n) for n in args.idle.split(",") if n]
+    except ValueError:
+        parser.error(f"--idle: whole numbers, comma-separated, not {args.idle!r}")
     bench = Bench(profile, servers, args.out, only)
+    if idle:
+        bench.p = bench.p | {"idle": idle, "idle_big": []}
     results = bench.run()
     args.out.mkdir(parents=True, exist_ok=True)
     text = tables(results)

@@ -46,11 +46,23 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
             assert server["idle"] == [] and "--workers" in server["command"]
             continue
         assert {"conns", "opened", "still_open", "conns_per_s", "kib_per_conn"} <= server["idle"][0].keys()
+        # From two loopback source addresses (as past 20,000 connections): all held.
+        assert server["idle"][0]["opened"] == server["idle"][0]["still_open"] == 20, (name, server["idle"][0])
     for name in ("uvicorn", "daphne"):
         assert {"replay", "http"} <= results["servers"][name].keys()
-    assert {"messages_per_s", "valid"} <= results["sync_publish"].keys()
+    assert {"messages_per_s", "valid", "batched_messages_per_s", "batched_valid"} <= results["sync_publish"].keys()
+    assert results["sync_publish"]["valid"] and results["sync_publish"]["batched_valid"]
     assert (tmp_path / "results.md").read_text().startswith("# Benchmark results")
     assert (tmp_path / "fanout.png").stat().st_size > 0
+
+
+def test_idle_counts_that_are_not_numbers_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--idle", "50k", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2 and "--idle: whole numbers" in done.stderr, done.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_an_unknown_server_name_is_refused_before_anything_starts(tmp_path: Path) -> None:
