@@ -33,6 +33,8 @@ DOCKER = "/usr/bin/docker"  # Debian's client, matching Debian's dockerd
 PREFIX = "rtdeploy"
 SERVICES = ("redis", "web1", "web2", "archiver", "proxy")
 HA_SERVICES = ("redis-replica", "sentinel1", "sentinel2", "sentinel3")  # the `ha` profile
+# The `cluster` profile's nodes (its cluster-init runs once and exits: not watched).
+CLUSTER_SERVICES = tuple(f"redis-node{n}" for n in range(1, 7))
 
 
 class Progress:
@@ -243,6 +245,8 @@ def compose_stack(logs: Path, progress: Progress, *, profiles: tuple[str, ...] =
     stack.replicas = {f"{stack.net}.11:8000": "web1", f"{stack.net}.12:8000": "web2"}
     if "ha" in profiles:
         stack.services = SERVICES + HA_SERVICES
+    if "cluster" in profiles:
+        stack.services = SERVICES + CLUSTER_SERVICES
     for old in sorted(projects_left(stack.env)):
         progress(f"removing {old}, left by an earlier run")
         run(["docker-compose", "-p", old, *stack.flags, "down", "-v", "--remove-orphans"], logs / "compose.log",

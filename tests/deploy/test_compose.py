@@ -243,6 +243,11 @@ def test_a_client_recovers_through_the_proxy_when_its_replica_is_killed(stack: S
             assert ready.status_code == 200 and stack.replica(ready.headers["X-Upstream"]) == survivor
 
 
-# The `ha` profile's stack and test (tests/deploy/ha_profile.py), in this module so that
-# `--dist loadfile` runs both stacks on one worker, one after the other.
+# The `ha` and `cluster` profiles' stacks and tests (tests/deploy/ha_profile.py,
+# cluster_profile.py), in this module so that `--dist loadfile` runs every stack on one
+# worker, one after the other.
+from tests.deploy.cluster_profile import (  # noqa: E402, F401
+    cluster_stack,
+    test_the_cluster_profile_serves_every_shard_and_survives_a_primary_killed,
+)
 from tests.deploy.ha_profile import ha_stack, test_sentinel_promotes_the_replica_and_nothing_acknowledged_is_lost  # noqa: E402, F401
