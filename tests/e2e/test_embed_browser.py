@@ -94,8 +94,11 @@ def test_widget_on_another_origin_shows_a_published_notification(start_server, e
     assert SCREENSHOT.stat().st_size > 10_000
 
     # Marking read works across origins with the bearer token.
-    widget(person.page).locator(".mark").click()
+    # The count hides at once; the position is stored by the POST the click sends.
+    with person.page.expect_response(lambda r: r.url.endswith(f"/api/feed/{user}/read") and r.request.method == "POST") as marked:
+        widget(person.page).locator(".mark").click()
     expect(widget(person.page).locator(".count")).to_be_hidden()
+    assert marked.value.ok, marked.value.status
     read = httpx.get(f"{server.http}/api/feed/{user}/read", headers={"Authorization": "Bearer " + mint(sub=user)})
     assert read.json()["seq"] >= 2
     assert person.errors == []
