@@ -105,15 +105,23 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
             log.info("aborting a WebSocket whose peer did not read its close within %.0f s", settings.RT_WS_CLOSE_TIMEOUT)
             self.transport.abort()
 
-    async def send(self, message: Any) -> None:
+    def push_frame(self, message: Any) -> bool:
+        """The part of `send` that needs no waiting: a prepared frame this socket can take
+        as it is joins this turn's write, and True says so. realtime/outbox.py calls it
+        directly, so that a message fanned out to many sockets makes no coroutine per socket."""
         frame = message.get(FRAME)
-        if frame is not None and self._takes_prepared_frames():
-            pending = self._pending
-            if pending is None:
-                self._pending = [frame.wire()]
-                _coalescer(self.loop).add(self)
-            else:
-                pending.append(frame.wire())
+        if frame is None or not self._takes_prepared_frames():
+            return False
+        pending = self._pending
+        if pending is None:
+            self._pending = [frame.wire()]
+            _coalescer(self.loop).add(self)
+        else:
+            pending.append(frame.wire())
+        return True
+
+    async def send(self, message: Any) -> None:
+        if self.push_frame(message):
             return
         self.write_pending()  # what came before goes first
         if message["type"] == "websocket.close" and self.handshake_complete:

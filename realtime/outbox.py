@@ -59,10 +59,13 @@ class _Resume:
 class Outbox:
     """The ordered frame queue of one connection; `push` never blocks."""
 
-    __slots__ = ("_send", "_queue", "_queued", "_limit", "_writer", "_on_overflow", "closed")
+    __slots__ = ("_send", "_push_now", "_queue", "_queued", "_limit", "_writer", "_on_overflow", "closed")
 
     def __init__(self, send: SendFn, limit_bytes: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
+        #: The server's synchronous way in, where it has one (config/uvicorn_ws.py's
+        #: `push_frame`: True when it took the event): no coroutine per frame.
+        self._push_now: Callable[[SendEvent], bool] | None = getattr(getattr(send, "__self__", None), "push_frame", None)
         #: Made when the socket first blocks: an idle socket does not hold an empty deque
         #: (about 0.75 KiB).
         self._queue: deque[SendEvent] | None = None
@@ -87,6 +90,14 @@ class Outbox:
             if self._queued > self._limit:
                 self.overflow()
             return
+        push_now = self._push_now
+        if push_now is not None:
+            try:
+                if push_now(event):
+                    return
+            except Exception:  # as on the coroutine path: this socket is done, not the fan-out
+                self.closed = True
+                return
         coro = self._send(event)
         try:
             first = coro.send(None)  # type: ignore[attr-defined]

@@ -88,3 +88,44 @@ async def test_one_event_goes_to_many_sockets_and_counts_its_text_when_queued() 
     assert slow.sent == ["shared", "next"]
     assert (event["type"], event["text"], event[FRAME].text) == ("websocket.send", "shared", "shared")  # nothing changed it
     assert set(event) == {"type", "text", FRAME}
+
+
+class ServerSocket(Socket):
+    """A server protocol with a synchronous way in, as config/uvicorn_ws.py has:
+    `push_frame` takes what it can write as it is and says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: list[str] = []
+        self.takes = True
+        self.broken = False
+
+    def push_frame(self, message: dict[str, Any]) -> bool:
+        if self.broken:
+            raise RuntimeError("transport gone")
+        if not self.takes or FRAME not in message:
+            return False
+        self.taken.append(message["text"])
+        return True
+
+
+async def test_a_server_that_takes_frames_synchronously_gets_them_without_a_coroutine() -> None:
+    sock = ServerSocket()
+    box = Outbox(sock.send, 1000, lambda: None)
+    box.push("a")
+    sock.takes = False  # closing, compressing, not writable: its own send decides
+    box.push("b")
+    sock.takes = True
+    box.push("c")
+    assert (sock.taken, sock.sent) == (["a", "c"], ["b"])
+
+
+async def test_a_server_failing_to_take_a_frame_closes_that_box_only() -> None:
+    broken, fine = ServerSocket(), ServerSocket()
+    broken.broken = True
+    boxes = [Outbox(broken.send, 1000, lambda: None), Outbox(fine.send, 1000, lambda: None)]
+    event = send_event("shared")
+    for box in boxes:
+        box.push_event(event)  # the hub's loop over a stream's members goes on past the first
+    assert [box.closed for box in boxes] == [True, False]
+    assert fine.taken == ["shared"]
