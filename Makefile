@@ -34,11 +34,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy realtime config chat live feed ops
 
-# `PYTEST_ARGS="-n 2 --dist loadfile"` runs it on two workers (pytest-xdist; the
-# container-engine tests are one file): about 9 minutes instead of 16 here, but the browser
-# tests can then time out under the load.
+# On one worker per core, up to 4 (pytest-xdist), a file per worker at a time: the
+# container-engine stacks are one file, and the tests mostly wait on the servers, nodes
+# and browsers they start. About 9 minutes here on 2 cores, against 17 on one worker
+# (`make pytest PYTEST_WORKERS=0` runs them in this process, one after the other).
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) browser redis7
-	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=15 -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # The browser modules' pure logic under Node's own runner (node:test, no npm packages).
 test-js:
