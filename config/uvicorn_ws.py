@@ -40,15 +40,16 @@ log = logging.getLogger("realtime.server")
 
 class _Coalescer:
     """The sockets with frames pending in this turn of the loop, written at its end (one
-    callback per turn for all of them, not one per socket)."""
+    callback per turn for all of them, not one per socket). It holds its loop weakly, so
+    that the last one used (`_last`) does not keep a finished loop alive."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)
         self.dirty: list[DeadlineWebSocketProtocol] = []
 
     def add(self, protocol: DeadlineWebSocketProtocol) -> None:
         if not self.dirty:
-            self.loop.call_soon(self.flush)
+            protocol.loop.call_soon(self.flush)
         self.dirty.append(protocol)
 
     def flush(self) -> None:
@@ -59,12 +60,20 @@ class _Coalescer:
 
 #: One per event loop, forgotten with it (tests run many loops in one process).
 _coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalescer] = weakref.WeakKeyDictionary()
+#: The one found last: a server has one loop, and a weak table's lookup makes a weak
+#: reference each time (it showed in profiles, once per socket per message).
+_last: _Coalescer | None = None
 
 
 def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:
+    global _last
+    last = _last
+    if last is not None and last.loop() is loop:
+        return last
     found = _coalescers.get(loop)
     if found is None:
         found = _coalescers[loop] = _Coalescer(loop)
+    _last = found
     return found
 
 

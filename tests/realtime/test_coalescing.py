@@ -103,3 +103,27 @@ async def test_an_idle_socket_holds_no_handshake_and_shares_its_queue_parts() ->
         assert not uvicorn_ws._NO_PUTTERS
         for client in clients:
             await client.close()
+
+
+def test_a_finished_loop_is_forgotten_with_its_coalescer() -> None:
+    """The coalescer table holds loops weakly, and the one-entry cache of the last one
+    used holds its loop weakly too: a loop that ran a server goes when it is done."""
+    import gc
+    import weakref
+
+    from config import uvicorn_ws
+
+    loop = asyncio.new_event_loop()
+    found = uvicorn_ws._coalescer(loop)
+    assert uvicorn_ws._coalescer(loop) is found and uvicorn_ws._last is found  # the cached one, again
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None
+    assert found.loop() is None and found not in uvicorn_ws._coalescers.values()
+    other = asyncio.new_event_loop()
+    try:
+        assert uvicorn_ws._coalescer(other) is not found  # a new loop never gets a dead one's
+    finally:
+        other.close()
