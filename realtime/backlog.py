@@ -12,10 +12,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
 from .deadline import redis_call
 from .errors import Unavailable
@@ -184,10 +185,17 @@ class Backlog:
                 await self._durable(keys=[keys.meta], args=[reply[1], int(reply[0])])
         return self._appended(item, head, published, reply)
 
-    async def append_many(self, items: list[AppendItem]) -> list[Appended]:
+    async def append_many(self, items: list[AppendItem]) -> list[Appended | Unavailable]:
         """Store `items` in order, each as `append` would, in one pipelined round trip (one
         per shard in a cluster): a bulk publisher pays Redis's latency once, not per message.
-        With replicas to wait for, one by one (each append waits for its own copies)."""
+        With replicas to wait for, one by one (each append waits for its own copies).
+
+        Each item has its outcome in its place: an append Redis refused is `Unavailable`
+        there, and the others are what was stored. When the pipeline as a whole fails (a
+        connection lost, the time limit), this raises `Unavailable`, and some appends may
+        have been stored, as a single cut-off `append` may: retry with ids (the idempotency
+        record makes the retry the same message; without an id it may be stored twice).
+        """
         if self.wait_replicas:
             return [await self.append(i.stream, i.tail, sender_key=i.sender_key, client_id=i.client_id,
                                       archive=i.archive, group=i.group) for i in items]
@@ -195,19 +203,39 @@ class Backlog:
         async with redis_call():
             # Not scripts.pipelined: after NOSCRIPT it runs the whole pipeline again, and an
             # append without an id must not run twice. Here only the refused ones run again.
+            cluster = is_cluster(self.redis)
             async with self.redis.pipeline(transaction=False) as pipe:
-                queued = ScriptPipeline(pipe, is_cluster(self.redis))
+                loads = await self._load_first_on_each_node(pipe, calls) if cluster else 0
+                queued = ScriptPipeline(pipe, cluster)
                 for script_keys, args, _, _ in calls:
                     await queued.run(self._append, script_keys, args)
-                replies = await pipe.execute(raise_on_error=False)
-            for reply in replies:
-                if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
-                    raise reply
+                replies = (await pipe.execute(raise_on_error=False))[loads:]
             for n, reply in enumerate(replies):
                 if isinstance(reply, NoScriptError):  # a node that does not know the script yet
-                    replies[n] = await self._append(keys=calls[n][0], args=calls[n][1])
-        return [self._appended(item, head, published, reply)
+                    try:
+                        replies[n] = await self._append(keys=calls[n][0], args=calls[n][1])
+                    except RedisError as exc:
+                        replies[n] = exc
+        return [Unavailable(f"Redis refused the append: {reply.__class__.__name__}: {reply}")
+                if isinstance(reply, Exception) else self._appended(item, head, published, reply)
                 for item, (_, _, head, published), reply in zip(items, calls, replies, strict=True)]
+
+    async def _load_first_on_each_node(self, pipe: Any, calls: list[tuple[list[str], list[Any], str, bool]]) -> int:
+        """Queue SCRIPT LOAD of the append script first on each primary the appends go to:
+        a node's commands run in order on one connection, so none of them meets NOSCRIPT
+        (a promoted replica that never loaded it) and is run again after the later ones,
+        out of its stream's order. Returns how many replies these add at the head."""
+        client = cast(RedisCluster, self.redis)
+        if not client.nodes_manager.slots_cache:
+            await client.initialize()
+        nodes = {}
+        for script_keys, _, _, _ in calls:
+            node = client.get_node_from_key(script_keys[0])
+            if node is not None:  # a slot nobody serves: its append answers for itself
+                nodes[node.name] = node
+        for node in nodes.values():
+            pipe.execute_command("SCRIPT LOAD", self._append.script, target_nodes=node)
+        return len(nodes)
 
     async def read(
         self, stream: str, first: int = 1, last: int = -1, most: int = 0, budget: int = 0, keep_oldest: bool = False

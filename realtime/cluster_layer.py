@@ -91,8 +91,10 @@ async def _execute_or_connection_error(self: ClusterNode, *args: Any, **kwargs: 
 
 
 async def _pipeline_or_connection_error(self: ClusterNode, commands: Any) -> bool:
-    """ClusterNode.execute_pipeline, with the same mapping (the cluster pipeline retries
-    a ConnectionError; realtime.scripts sends it only what may run twice)."""
+    """ClusterNode.execute_pipeline, with the same mapping. The cluster pipeline then
+    retries the commands that have no reply yet, as it does after any lost connection;
+    reads and renewals may run twice, and appends (Backlog.append_many) are the same
+    message again when they carry an id."""
     try:
         return await _node_execute_pipeline(self, commands)
     except (AttributeError, RuntimeError) as exc:

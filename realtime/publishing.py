@@ -142,15 +142,19 @@ async def apublish_many(messages: Messages, sender: Sender | None = None) -> lis
     per PIPELINE_SIZE of them instead of one each: for backends that publish in bulk.
 
     Every message is checked first: a bad stream name or `data` raises BadRequest (or
-    TooLarge) naming its place in the list, and nothing is stored.
+    TooLarge) naming its place in the list, and nothing is stored. Redis refusing an
+    append, or out of reach, raises Unavailable; what came before it may be stored, so
+    give the messages ids and retry the list: the stored ones come back as duplicates.
     """
     return await _publish_many(messages, sender, _fan_out)
 
 
 async def apublish_each(messages: Messages, sender: Sender | None = None) -> list[Published | RealtimeError]:
     """As `apublish_many`, but a message that cannot be published has its error in its
-    place and the others are published (POST /api/messages). Once Redis is out of reach,
-    that `Unavailable` is the answer of every message not stored yet."""
+    place and the others are published (POST /api/messages). An append Redis refused is
+    `Unavailable` in its place. Once Redis is out of reach, that `Unavailable` is the answer
+    of every message of the pipeline under way and after it; some of that pipeline may
+    have been stored, as with a cut-off single publish: retry with the same ids."""
     return await _publish_each(messages, sender, _fan_out)
 
 
@@ -195,7 +199,6 @@ async def _store_many(
 ) -> list[Published | RealtimeError]:
     """Append the prepared messages, PIPELINE_SIZE per round trip, and fan out those the
     append script did not publish; errors stay in their places."""
-    started = time.perf_counter()
     outcomes: list[Published | RealtimeError | None] = [p if isinstance(p, RealtimeError) else None for p in prepared]
     ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, RealtimeError)]
     backlog = runtime.current().backlog
@@ -209,13 +212,20 @@ async def _store_many(
             for n, _ in ready[first:]:
                 outcomes[n] = exc
             break
+        refused: Unavailable | None = None
         for (n, (name, _)), stored in zip(chunk, stored_all, strict=True):
+            if isinstance(stored, Unavailable):  # Redis refused this one append
+                refused = refused or stored
+                outcomes[n] = stored
+                continue
             if stored.published:
                 metrics.PUBLISHED.labels(name.kind).inc()
             elif not stored.duplicate:
                 await fan_out(name, stored)
             outcomes[n] = Published(name.full, stored.epoch, stored.seq, stored.duplicate)
-    metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
+        if refused is not None and raise_unavailable:  # the chunk's stored ones are fanned out first
+            raise refused
+    # Not PUBLISH_LATENCY: it is the time of one publish, and a batch is many at once.
     filled = [outcome for outcome in outcomes if outcome is not None]
     assert len(filled) == len(outcomes), "every message has its outcome"
     return filled

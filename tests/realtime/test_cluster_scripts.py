@@ -1,7 +1,7 @@
 """Scripts in pipelines on Redis Cluster (realtime/scripts.py): EVALSHA routed by each
 script's keys, and after NOSCRIPT (a promoted replica, a flushed node) the scripts are
-loaded on every primary and the pipeline runs once more; pipelined appends run only the
-refused ones again. And a command or pipeline on a connection closed under it
+loaded on every primary and the pipeline runs once more; pipelined appends load the append
+script first on each node they go to. And a command or pipeline on a connection closed under it
 (realtime.cluster_layer's fix) is retried."""
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def test_a_connection_closed_under_a_command_is_retried_not_raised(cluster: Clus
 
 
 async def test_appends_pipelined_over_every_shard_run_once_even_after_noscript(cluster: ClusterSet) -> None:
-    """Backlog.append_many in a cluster: one pipeline per shard. Where a primary does not
-    know the append script (flushed here, as on a promoted replica), only the refused
-    appends run again: an append without an id is never stored twice."""
+    """Backlog.append_many in a cluster: one pipeline per shard, each led by a SCRIPT LOAD
+    on its node, so that a primary that does not know the append script (flushed here, as
+    on a promoted replica) runs every append once, in order: an append without an id is
+    never stored twice, nor after the ones queued behind it."""
     client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", cluster.ports[0])], decode_responses=True)
     try:
         backlog = Backlog(client, prefix="t", buckets=1024, size=100, ttl=600, idempotency_ttl=600, sharded=True)
@@ -111,7 +112,10 @@ async def test_appends_pipelined_over_every_shard_run_once_even_after_noscript(c
                 with redis.Redis(port=port) as node:
                     node.script_flush()
             stored = await backlog.append_many(items)
-            assert [a.seq for a in stored] == [1 + round_ * 3 + n // 12 for n in range(36)]
+            assert [a.seq for a in stored] == [1 + round_ * 3 + n // 12 for n in range(36)]  # type: ignore[union-attr]
+            for port in cluster.primary_ports():
+                with redis.Redis(port=port) as node:
+                    assert node.script_exists(backlog._append.sha) == [True]
         for stream in streams:
             frames = (await backlog.read(stream, 1, 100)).frames
             assert [json.loads(f)["seq"] for f in frames] == list(range(1, 7)), stream

@@ -117,3 +117,25 @@ async def test_publish_many_from_sync_code_returns_every_seq() -> None:
     assert [p.seq for p in done] == list(range(1, 1201))  # three pipelines of PIPELINE_SIZE at most
     with pytest.raises(RuntimeError, match="use `await apublish"):
         publish_many([("live:sync-many", 1)])
+
+
+async def test_an_append_redis_refuses_is_unavailable_in_its_place_and_the_others_are_stored(
+        redis_server: Any) -> None:
+    """One stream's counter clobbered (a key of the wrong type): its append fails in Redis,
+    the appends around it in the same pipeline are stored and reported."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from realtime.errors import Unavailable
+    from realtime.names import stream_keys
+    from realtime.publishing import apublish_each, apublish_many
+
+    client = aioredis.from_url(redis_server.url)
+    await client.set(stream_keys(settings.RT_KEY_PREFIX, "live:clobbered", settings.RT_BUCKETS).meta, "not a hash")
+    await client.aclose()
+    done = await apublish_each([("live:each-a", 1), ("live:clobbered", 2), ("live:each-b", 3), ("live:each-a", 4)])
+    assert [getattr(d, "seq", None) for d in done] == [1, None, 1, 2]
+    assert isinstance(done[1], Unavailable) and "refused the append" in done[1].message
+    with pytest.raises(Unavailable):
+        await apublish_many([("live:each-b", 5), ("live:clobbered", 6)])
+    assert (await apublish("live:each-b", 7)).seq == 3  # the one before the refused one was stored
