@@ -29,7 +29,9 @@ def choose(env: MutableMapping[str, str] = os.environ) -> str:
     if env.get("REDIS_SENTINELS") or env.get("REDIS_CLUSTER_NODES"):
         return "as configured"
     sentinels = _running(env, "RT_HA_SENTINELS")
-    cluster = _running(env, "RT_CLUSTER_NODES")
+    # Any one node is enough to find the cluster (a stopped container's name no longer
+    # resolves): with some down, the product must not fall back to the standalone Redis.
+    cluster = _running(env, "RT_CLUSTER_NODES", every=False)
     if sentinels and cluster:
         raise SystemExit("[topology] the ha and the cluster profiles both run: start one of them")
     if sentinels:
@@ -41,11 +43,13 @@ def choose(env: MutableMapping[str, str] = os.environ) -> str:
     return "one Redis (REDIS_URL)"
 
 
-def _running(env: MutableMapping[str, str], variable: str) -> str:
-    """The `host:port` list in `variable` when every host resolves, else ""."""
+def _running(env: MutableMapping[str, str], variable: str, every: bool = True) -> str:
+    """The `host:port` list in `variable` when every host resolves, else "". With
+    `every=False`, those of them that resolve (the profile runs when any one does)."""
     wanted = [s.strip() for s in env.get(variable, "").split(",") if s.strip()]
-    if wanted and all(_resolves(hostport.rsplit(":", 1)[0]) for hostport in wanted):
-        return ",".join(wanted)
+    found = [hostport for hostport in wanted if _resolves(hostport.rsplit(":", 1)[0])]
+    if found and (len(found) == len(wanted) or not every):
+        return ",".join(found)
     return ""
 
 
@@ -54,6 +58,7 @@ def wait_for_cluster(nodes: str, timeout: float = 180.0) -> None:
     cluster after its nodes start, and the product must not start on half a cluster."""
     import redis
 
+    password = os.environ.get("REDIS_PASSWORD") or None
     deadline = time.monotonic() + timeout
     said = 0.0
     while True:
@@ -61,8 +66,11 @@ def wait_for_cluster(nodes: str, timeout: float = 180.0) -> None:
         for hostport in nodes.split(","):
             host, _, port = hostport.rpartition(":")
             try:
-                with redis.Redis(host=host, port=int(port), socket_timeout=2, socket_connect_timeout=2) as node:
+                with redis.Redis(host=host, port=int(port), password=password, socket_timeout=2,
+                                 socket_connect_timeout=2) as node:
                     states.append(str(node.cluster("info").get("cluster_state")))
+            except redis.AuthenticationError as exc:  # waiting will not mend it
+                raise SystemExit(f"[topology] the Redis Cluster refused REDIS_PASSWORD: {exc}") from None
             except redis.RedisError as exc:
                 states.append(exc.__class__.__name__)
         if "ok" in states:

@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -108,7 +110,10 @@ def test_the_entry_point_puts_the_app_on_the_cluster_it_finds() -> None:
     env = {"RT_CLUSTER_NODES": "localhost:7000,127.0.0.1:7001"}
     assert topology.choose(env) == "Redis Cluster (localhost:7000,127.0.0.1:7001): the cluster profile runs"
     assert env["REDIS_CLUSTER_NODES"] == "localhost:7000,127.0.0.1:7001" and "REDIS_SENTINELS" not in env
-    env = {"RT_CLUSTER_NODES": "localhost:7000,redis-node2.invalid:6379"}  # no cluster profile
+    # One node stopped (its name no longer resolves): still the cluster, never the standalone Redis.
+    env = {"RT_CLUSTER_NODES": "localhost:7000,redis-node2.invalid:6379"}
+    assert topology.choose(env) == "Redis Cluster (localhost:7000): the cluster profile runs"
+    env = {"RT_CLUSTER_NODES": "redis-node1.invalid:6379,redis-node2.invalid:6379"}  # no cluster profile
     assert topology.choose(env) == "one Redis (REDIS_URL)" and "REDIS_CLUSTER_NODES" not in env
     env = {"RT_CLUSTER_NODES": "localhost:7000", "REDIS_CLUSTER_NODES": "10.0.0.9:7000"}
     assert topology.choose(env) == "as configured" and env["REDIS_CLUSTER_NODES"] == "10.0.0.9:7000"
@@ -148,3 +153,13 @@ def test_the_entry_point_runs_the_command_with_its_choice() -> None:
         cwd=BASE, env={**base, "RT_HA_SENTINELS": "localhost:26379"}, capture_output=True, text=True, timeout=30, check=True)
     assert (done.stdout, done.stderr) == ("localhost:26379\n", "[topology] Redis: Sentinel (localhost:26379): the ha profile runs\n")
     assert 'ENTRYPOINT ["python", "deploy/topology.py"]' in (BASE / "Dockerfile").read_text()
+
+
+def test_the_entry_point_stops_at_once_when_the_nodes_refuse_the_password(
+        redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong REDIS_PASSWORD is not something waiting mends: said at once, not after 180 s."""
+    monkeypatch.setenv("REDIS_PASSWORD", "not-" + redis_server.password)
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="refused REDIS_PASSWORD"):
+        topology.wait_for_cluster(f"127.0.0.1:{redis_server.port}", timeout=30)
+    assert time.monotonic() - started < 10
