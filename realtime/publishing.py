@@ -179,8 +179,11 @@ def _prepare(messages: Messages, sender: Sender) -> list[tuple[StreamName, Appen
     """Each message checked and encoded, ready to append (or the reason it cannot be)."""
     ts_ms = int(time.time() * 1000)
     prepared: list[tuple[StreamName, AppendItem] | RealtimeError] = []
-    for message in messages:
-        outgoing = message if isinstance(message, Outgoing) else Outgoing(*message)
+    for n, message in enumerate(messages):
+        try:
+            outgoing = message if isinstance(message, Outgoing) else Outgoing(*message)
+        except TypeError:
+            raise TypeError(f"message {n} is not (stream, data) or (stream, data, id): {message!r:.80}") from None
         try:
             name = parse_stream(outgoing.stream)
             tail = message_tail(outgoing.data, sender, ts_ms)

@@ -139,3 +139,11 @@ async def test_an_append_redis_refuses_is_unavailable_in_its_place_and_the_other
     with pytest.raises(Unavailable):
         await apublish_many([("live:each-b", 5), ("live:clobbered", 6)])
     assert (await apublish("live:each-b", 7)).seq == 3  # the one before the refused one was stored
+
+
+async def test_a_message_that_is_not_a_stream_and_data_pair_is_named() -> None:
+    from realtime.publishing import apublish_many
+
+    with pytest.raises(TypeError, match=r"message 1 is not \(stream, data\) or \(stream, data, id\)"):
+        await apublish_many([("live:pairs", 1), ("live:pairs",)])  # type: ignore[list-item]
+    assert (await apublish("live:pairs", 2)).seq == 1  # nothing of the list was stored
