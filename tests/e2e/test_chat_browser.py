@@ -35,10 +35,14 @@ def test_two_people_chat_and_see_each_other(server, people, alice_and_bob) -> No
     """Under both servers (uvicorn, daphne): the `server` fixture is parametrized."""
     alice, bob = alice_and_bob(server, "lobby")
 
-    alice.say("Hi Bob, are you there?")
-    bob.say("Hi Alice! Yes, here.")
-    alice.say("Très bien, ça marche !")
+    # Each answers once the other's message is on their page, as people do: the order
+    # of the three publishes is then the order they were written in.
     expected = ["Hi Bob, are you there?", "Hi Alice! Yes, here.", "Très bien, ça marche !"]
+    alice.say(expected[0])
+    texts_in_order(bob, expected[:1])
+    bob.say(expected[1])
+    texts_in_order(alice, expected[:2])
+    alice.say(expected[2])
     texts_in_order(alice, expected)
     texts_in_order(bob, expected)
 
