@@ -9,6 +9,7 @@ been stored, which is why a client retries with the same `id` (idempotent: same 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,8 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from .errors import Unavailable
+
+log = logging.getLogger("realtime.redis")
 
 
 @asynccontextmanager
@@ -30,4 +33,7 @@ async def redis_call() -> AsyncIterator[None]:
             f"Redis did not answer within {timeout:g} s; a publish may have been stored: retry with the same id"
         ) from None
     except (RedisError, OSError) as exc:
+        # The client is told only the class; what Redis said goes to the log, at INFO
+        # since an outage makes one line per call.
+        log.info("a Redis call failed: %s: %s", exc.__class__.__name__, exc)
         raise Unavailable.from_exc(exc) from exc
