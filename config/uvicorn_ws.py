@@ -55,7 +55,10 @@ class _Coalescer:
     def flush(self) -> None:
         dirty, self.dirty = self.dirty, []
         for protocol in dirty:
-            protocol.write_pending()
+            try:
+                protocol.write_pending()
+            except Exception:  # that socket's transport failed: the others are still written
+                log.exception("writing a socket's pending frames failed")
 
 
 #: One per event loop, forgotten with it (tests run many loops in one process).

@@ -127,3 +127,27 @@ def test_a_finished_loop_is_forgotten_with_its_coalescer() -> None:
         assert uvicorn_ws._coalescer(other) is not found  # a new loop never gets a dead one's
     finally:
         other.close()
+
+
+def test_one_socket_failing_its_write_does_not_keep_the_others_from_theirs() -> None:
+    from config import uvicorn_ws
+
+    class Socket:
+        def __init__(self, loop: asyncio.AbstractEventLoop, fails: bool) -> None:
+            self.loop, self.fails, self.written = loop, fails, 0
+
+        def write_pending(self) -> None:
+            if self.fails:
+                raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+            self.written += 1
+
+    loop = asyncio.new_event_loop()
+    try:
+        coalescer = uvicorn_ws._Coalescer(loop)
+        sockets = [Socket(loop, fails=n == 0) for n in range(3)]
+        for sock in sockets:
+            coalescer.add(sock)  # type: ignore[arg-type]
+        coalescer.flush()
+        assert [s.written for s in sockets] == [0, 1, 1] and coalescer.dirty == []
+    finally:
+        loop.close()
