@@ -158,7 +158,9 @@ class Person:
 
     def open_room(self, name: str) -> None:
         self.page.goto(f"{self.base}/rooms/{name}/")
-        self.page.wait_for_selector("#status[data-state=connected]")
+        # Up to 30 s, not Playwright's 15: in the parallel suite a benchmark smoke run can
+        # hold both cores for a while (it connects in 5 s alone).
+        self.page.wait_for_selector("#status[data-state=connected]", timeout=30_000)
 
     def say(self, text: str) -> None:
         self.page.fill("#text", text)
