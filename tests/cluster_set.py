@@ -183,6 +183,18 @@ class ClusterSet:
     def stop(self) -> None:
         stop_processes(self.processes.values())
 
+    def __enter__(self) -> ClusterSet:
+        """Started; stopped on leaving, also when it failed to start (what began, ends)."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     # -- what the cluster says -------------------------------------------------------
 
     def _command(self, port: int, *args: object) -> str:

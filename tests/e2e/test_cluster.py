@@ -30,10 +30,8 @@ BUCKETS = 1024  # the cluster default (config/settings.py)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
-    nodes = ClusterSet(tmp_path / "cluster", primaries=3, replicas_per_primary=1)
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    with ClusterSet(tmp_path / "cluster", primaries=3, replicas_per_primary=1) as nodes:
+        yield nodes
 
 
 def slot_of(stream: str) -> int:

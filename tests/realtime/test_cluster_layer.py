@@ -25,19 +25,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet]:
     """One cluster for the tests that move nothing."""
-    nodes = ClusterSet(tmp_path_factory.mktemp("cluster"))
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    with ClusterSet(tmp_path_factory.mktemp("cluster")) as nodes:
+        yield nodes
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     """A cluster of its own for a test that moves a slot or kills a node."""
-    nodes = ClusterSet(tmp_path / "cluster")
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    with ClusterSet(tmp_path / "cluster") as nodes:
+        yield nodes
 
 
 def tag_of(group: str) -> str | None:
@@ -49,13 +45,18 @@ def make_layer(nodes: ClusterSet) -> ShardedChannelLayer:
     return ShardedChannelLayer(nodes=nodes.nodes_env.split(","), prefix="t", group_tag=tag_of, timeout=5)
 
 
-@pytest.fixture
-async def two(shared_cluster: ClusterSet) -> AsyncIterator[tuple[ShardedChannelLayer, ShardedChannelLayer]]:
+async def two_layers(nodes: ClusterSet) -> AsyncIterator[tuple[ShardedChannelLayer, ShardedChannelLayer]]:
     """Two layer instances: each has its own connections, as two processes would."""
-    first, second = make_layer(shared_cluster), make_layer(shared_cluster)
+    first, second = make_layer(nodes), make_layer(nodes)
     yield first, second
     await first.flush()
     await second.flush()
+
+
+@pytest.fixture
+async def two(shared_cluster: ClusterSet) -> AsyncIterator[tuple[ShardedChannelLayer, ShardedChannelLayer]]:
+    async for layers in two_layers(shared_cluster):
+        yield layers
 
 
 def groups_on_every_shard(nodes: ClusterSet) -> list[str]:
@@ -199,10 +200,8 @@ def test_a_tagged_group_channel_lies_in_its_tag_slot() -> None:
 @pytest.fixture
 async def pair(cluster: ClusterSet) -> AsyncIterator[tuple[ShardedChannelLayer, ShardedChannelLayer]]:
     """Two layer instances on a cluster of their own."""
-    first, second = make_layer(cluster), make_layer(cluster)
-    yield first, second
-    await first.flush()
-    await second.flush()
+    async for layers in two_layers(cluster):
+        yield layers
 
 
 async def delivers_across(pair: tuple[ShardedChannelLayer, ShardedChannelLayer], tag: str,

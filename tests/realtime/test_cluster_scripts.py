@@ -30,10 +30,8 @@ ECHO = "return {KEYS[1], ARGV[1]}"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
-    nodes = ClusterSet(tmp_path / "cluster", primaries=3, replicas_per_primary=0)
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    with ClusterSet(tmp_path / "cluster", primaries=3, replicas_per_primary=0) as nodes:
+        yield nodes
 
 
 async def test_a_pipeline_of_scripts_runs_on_every_shard_even_after_the_scripts_are_flushed(

@@ -18,12 +18,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     """Three primaries with a replica each."""
-    nodes = ClusterSet(tmp_path / "cluster")
-    try:
-        nodes.start()
+    with ClusterSet(tmp_path / "cluster") as nodes:
         yield nodes
-    finally:
-        nodes.stop()
 
 
 def client_of(nodes: ClusterSet) -> redis.RedisCluster:
@@ -40,15 +36,12 @@ def test_three_primaries_with_replicas_serve_keys_on_every_shard(cluster: Cluste
     primaries = cluster.primary_ports()
     assert len(primaries) == 3
     assert len({cluster.replica_of(port) for port in primaries} - set(primaries)) == 3
-    client = client_of(cluster)
-    try:
+    with client_of(cluster) as client:
         keys = [f"key:{n}" for n in range(60)]
         for key in keys:
             client.set(key, key.upper())
         assert {cluster.owner_port(keyslot(cluster, key)) for key in keys} == set(primaries)
         assert [client.get(key) for key in keys] == [key.upper() for key in keys]
-    finally:
-        client.close()
 
 
 def test_move_slot_takes_its_keys_to_the_target(cluster: ClusterSet) -> None:
@@ -56,8 +49,7 @@ def test_move_slot_takes_its_keys_to_the_target(cluster: ClusterSet) -> None:
     slot = keyslot(cluster, keys[0])
     source = cluster.owner_port(slot)
     target = next(port for port in cluster.primary_ports() if port != source)
-    client = client_of(cluster)
-    try:
+    with client_of(cluster) as client:
         for key in keys:
             client.set(key, f"value of {key}")
         read_midway: list[object] = []
@@ -71,8 +63,6 @@ def test_move_slot_takes_its_keys_to_the_target(cluster: ClusterSet) -> None:
             assert int(new.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)) == 250
             assert new.get(keys[0]) == f"value of {keys[0]}"  # served there, no MOVED
         assert [client.get(key) for key in keys] == [f"value of {key}" for key in keys]
-    finally:
-        client.close()
 
 
 def test_a_killed_primary_fails_over_to_its_replica(cluster: ClusterSet) -> None:
@@ -80,8 +70,7 @@ def test_a_killed_primary_fails_over_to_its_replica(cluster: ClusterSet) -> None
     slot = keyslot(cluster, keys[0])
     old = cluster.owner_port(slot)
     replica = cluster.replica_of(old)
-    client = client_of(cluster)
-    try:
+    with client_of(cluster) as client:
         for key in keys:
             client.set(key, key)
         with redis.Redis(port=old) as primary:
@@ -93,19 +82,13 @@ def test_a_killed_primary_fails_over_to_its_replica(cluster: ClusterSet) -> None
         assert [client.get(key) for key in keys] == keys  # the client finds the new primary
         cluster.restart(old)
         assert cluster.replica_of(replica) == old  # back, as the new primary's replica
-    finally:
-        client.close()
 
 
 @pytest.fixture
 def single(tmp_path: Path) -> Iterator[ClusterSet]:
     """One primary holding every slot, no replica: what `redis-cli --cluster create` refuses."""
-    nodes = ClusterSet(tmp_path / "single", primaries=1, replicas_per_primary=0)
-    try:
-        nodes.start()
+    with ClusterSet(tmp_path / "single", primaries=1, replicas_per_primary=0) as nodes:
         yield nodes
-    finally:
-        nodes.stop()
 
 
 def test_a_single_primary_without_replicas_serves_every_slot(single: ClusterSet) -> None:
@@ -113,10 +96,7 @@ def test_a_single_primary_without_replicas_serves_every_slot(single: ClusterSet)
     assert single.nodes_env == f"127.0.0.1:{port}"
     assert single.primary_ports() == [port]
     assert single.owner_port(0) == single.owner_port(16383) == port
-    client = client_of(single)
-    try:
+    with client_of(single) as client:
         for n in range(20):
             client.set(f"single:{n}", n)
         assert [client.get(f"single:{n}") for n in range(20)] == [str(n) for n in range(20)]
-    finally:
-        client.close()
