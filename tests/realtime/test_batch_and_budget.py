@@ -153,3 +153,24 @@ async def test_an_edit_in_a_batch_may_target_a_message_earlier_in_the_same_batch
     assert results[2]["error"]["code"] == "bad_request"
     kept = (await runtime.current().backlog.read("room:edits")).frames
     assert [json.loads(f)["data"] for f in kept] == [{"text": "helo"}, {"edit": 1, "text": "hello"}, {"delete": 1}]
+
+
+async def test_a_batch_while_redis_hangs_answers_unavailable_in_every_place(settings: Any, redis_server: Any) -> None:
+    """Redis stopped (SIGSTOP): the pipeline is cut off at RT_REDIS_TIMEOUT, and every item
+    says `unavailable` in its place (retry with the same ids), none is left out."""
+    import os
+    import signal
+
+    token = mint(pubs=["live:*"], jti="hung")
+    items = [{"stream": f"live:hung{n}", "data": n, "id": f"h{n}"} for n in range(3)]
+    settings.RT_REDIS_TIMEOUT = 0.5
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        got = await post_batch({"messages": items}, token)
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert got.status_code == 200, got.content[:300]
+    assert [r["error"]["code"] for r in got.json()["results"]] == ["unavailable"] * 3
+    settings.RT_REDIS_TIMEOUT = 5
+    again = (await post_batch({"messages": items}, token)).json()["results"]
+    assert [r["stream"] for r in again] == [f"live:hung{n}" for n in range(3)]  # the retry is stored
