@@ -155,7 +155,7 @@ async def apublish_each(messages: Messages, sender: Sender | None = None) -> lis
     `Unavailable` in its place. Once Redis is out of reach, that `Unavailable` is the answer
     of every message of the pipeline under way and after it; some of that pipeline may
     have been stored, as with a cut-off single publish: retry with the same ids."""
-    return await _publish_each(messages, sender, _fan_out)
+    return await _store_many(_prepare(messages, sender or SERVER), _fan_out, raise_unavailable=False)
 
 
 async def _publish_many(
@@ -167,12 +167,6 @@ async def _publish_many(
             raise item.__class__(f"message {n}: {item.message}")
     outcomes = await _store_many(prepared, fan_out, raise_unavailable=True)
     return [p for p in outcomes if isinstance(p, Published)]
-
-
-async def _publish_each(
-    messages: Messages, sender: Sender | None, fan_out: Callable[[StreamName, Appended], Awaitable[None]]
-) -> list[Published | RealtimeError]:
-    return await _store_many(_prepare(messages, sender or SERVER), fan_out, raise_unavailable=False)
 
 
 def _prepare(messages: Messages, sender: Sender) -> list[tuple[StreamName, AppendItem] | RealtimeError]:
