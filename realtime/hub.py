@@ -23,6 +23,7 @@ remains (a connection that started with `since` may already be past that seq).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -46,6 +47,15 @@ from .stats import StatsReporter
 from .wire import shared_event
 
 log = logging.getLogger("realtime.hub")
+
+
+def _stop_if_cancelled() -> None:
+    """End a hub loop whose cancel was lost below it. A cancel that lands during the
+    presence renewal's pipelined round trip was seen to leave the task running with
+    `cancelling() == 1`: the loop would go on for ever and `stop` would wait for it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Subscription:
@@ -98,11 +108,16 @@ class StreamState:
         at or past it (a connection that started with `since` may be ahead of the hub)."""
         event = shared_event(text)
         count = 0
-        for sub in self.members:
-            if not sub.live or (newer_only and position is not None and position <= sub.position):
+        if position is None:
+            for sub in self.members:
+                if sub.live:
+                    sub.push(event)
+                    count += 1
+            return count
+        for sub in self.members:  # the fan-out of every message: once per socket
+            if not sub.live or (newer_only and position <= sub.position):
                 continue
-            if position is not None:
-                sub.position = position
+            sub.position = position
             sub.push(event)
             count += 1
         return count
@@ -199,15 +214,23 @@ class StreamHub:
             ]
             self._started = True
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the hub's tasks and wait for them, at most `timeout` seconds: a task that
+        does not end is named in the log with where it waits, instead of holding the
+        shutdown for ever."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except BaseException:
-                pass
-        self._tasks = []
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: asyncio would otherwise report it at exit
+        for task in pending:
+            where = io.StringIO()
+            task.print_stack(file=where)
+            log.warning("a hub task did not stop within %.0f s of its cancel:\n%s", timeout, where.getvalue())
 
     # --- membership -------------------------------------------------------------------
 
@@ -311,6 +334,7 @@ class StreamHub:
         `group:` subscription here (one query per group) and cut off those who lost it:
         the push of a change is at most once, this bounds a lost one."""
         while True:
+            _stop_if_cancelled()
             await asyncio.sleep(settings.RT_RIGHTS_TTL)
             for stream, state in list(self.streams.items()):
                 name = parse_stream(stream)
@@ -443,6 +467,7 @@ class StreamHub:
 
     async def _check_loop(self) -> None:
         while True:
+            _stop_if_cancelled()
             await asyncio.sleep(self.check_interval)
             try:
                 await self.check_positions()
@@ -497,6 +522,7 @@ class StreamHub:
 
     async def _every_interval(self) -> None:
         while True:
+            _stop_if_cancelled()
             await asyncio.sleep(self.presence_interval)
             try:
                 await self.presence.flush()

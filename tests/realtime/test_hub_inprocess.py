@@ -281,3 +281,31 @@ async def test_a_subscription_gone_silent_with_its_tcp_up_is_found_and_repaired(
     finally:
         await runtime.close_current()
         await proxy.stop()
+
+
+async def test_stopping_waits_a_bounded_time_for_a_task_that_ignores_its_cancel(caplog: pytest.LogCaptureFixture) -> None:
+    """A hub task stuck on its cancel (a library's clean-up that never returns) does not
+    hold the shutdown for ever: the hub says which one and where it waits, and goes on."""
+    from realtime.hub import StreamHub
+
+    release = asyncio.Event()
+
+    async def stuck_in_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await release.wait()  # the clean-up that does not come back
+            raise
+
+    hub = await runtime.current().hub()
+    stuck = asyncio.get_running_loop().create_task(stuck_in_cleanup())
+    hub._tasks.append(stuck)
+    await asyncio.sleep(0)
+    with caplog.at_level("WARNING", logger="realtime.hub"):
+        await hub.stop(timeout=0.3)
+    assert not stuck.done() and hub._tasks == []
+    (record,) = [r for r in caplog.records if "did not stop" in r.getMessage()]
+    assert "stuck_in_cleanup" in record.getMessage() and "release.wait()" in record.getMessage()
+    release.set()
+    await asyncio.wait([stuck])
+    assert isinstance(hub, StreamHub)
