@@ -15,7 +15,12 @@ It also writes a frame's prepared bytes (realtime/wire.py: a message's are built
 shared by every socket) as they are, when nothing of this socket changes them: no
 permessage-deflate, open, writable. And it coalesces: the frames one socket is handed in
 one turn of the event loop (a replay, a burst of messages) go out in one `write` at the
-end of that turn, instead of a system call each. The other cases (a full write buffer,
+end of that turn, instead of a system call each. Under load it paces: a process that
+wrote its sockets less than `RT_WS_COALESCE_MS` ago (default 2) waits until that much
+has passed, so that every message of a burst joins the same write. The kernel `write`
+is most of what a fan-out costs (bench/README.md), and the reader's `read` too, so a
+busy process pays it once per socket per interval instead of once per message; a quiet
+one (a chat room) still writes at once. The other cases (a full write buffer,
 closing, compression, frames without prepared bytes) first write what is pending, then
 take uvicorn's own path, which encodes the text; so frames keep their order, and the
 outbox bound and the 4000 close work as before.
@@ -31,7 +36,6 @@ from typing import Any
 
 from django.conf import settings
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
 
 from realtime.wire import FRAME
 
@@ -39,22 +43,43 @@ log = logging.getLogger("realtime.server")
 
 
 class _Coalescer:
-    """The sockets with frames pending in this turn of the loop, written at its end (one
-    callback per turn for all of them, not one per socket). It holds its loop weakly, so
-    that the last one used (`_last`) does not keep a finished loop alive."""
+    """The sockets with frames pending, written together: one callback for all of them, not
+    one per socket. A socket last written at least `interval` ago is written at the end of
+    this turn of the loop (`dirty`); one written more recently is held until its interval
+    has passed (`held`, written by one timer), so that under load each socket is written
+    at most once per interval however many messages it is handed. It holds its loop weakly,
+    so that the last one used (`_last`) does not keep a finished loop alive."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float | None = None) -> None:
         self.loop = weakref.ref(loop)
+        self.interval = settings.RT_WS_COALESCE_MS / 1000 if interval is None else interval
         self.dirty: list[DeadlineWebSocketProtocol] = []
+        self.held: list[DeadlineWebSocketProtocol] = []
 
-    def add(self, protocol: DeadlineWebSocketProtocol) -> None:
-        if not self.dirty:
-            protocol.loop.call_soon(self.flush)
-        self.dirty.append(protocol)
+    def add(self, protocol: DeadlineWebSocketProtocol, written_at: float) -> None:
+        """`protocol` has frames pending; it was last written at `written_at` (loop time)."""
+        loop = protocol.loop
+        due = written_at + self.interval
+        if loop.time() < due:
+            if not self.held:
+                loop.call_at(due, self.flush_held)
+            self.held.append(protocol)
+        else:
+            if not self.dirty:
+                loop.call_soon(self.flush)
+            self.dirty.append(protocol)
 
     def flush(self) -> None:
         dirty, self.dirty = self.dirty, []
-        for protocol in dirty:
+        self._write(dirty)
+
+    def flush_held(self) -> None:
+        held, self.held = self.held, []
+        self._write(held)
+
+    @staticmethod
+    def _write(protocols: list[DeadlineWebSocketProtocol]) -> None:
+        for protocol in protocols:
             try:
                 protocol.write_pending()
             except Exception:  # that socket's transport failed: the others are still written
@@ -88,6 +113,16 @@ _NEVER_JOINED = asyncio.Event()
 class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
     _abort_timer: asyncio.TimerHandle | None = None
     _lost = False
+    #: Set once accepted when nothing of this socket changes a frame's bytes (no HTTP
+    #: response instead of the handshake, no extension such as permessage-deflate): what
+    #: `push_frame` would otherwise ask of every socket for every message.
+    _plain = False
+    #: The transport's write buffer is above its high-water mark (`writable` is clear).
+    _paused = False
+    #: Loop time of the last write of pending frames (pacing, see `_Coalescer`).
+    _written_at = float("-inf")
+    #: This loop's coalescer, found once at the accept.
+    _out: _Coalescer
     #: Frame bytes handed over in this turn of the loop, not yet written.
     _pending: list[bytes] | None = None
 
@@ -122,12 +157,16 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
         as it is joins this turn's write, and True says so. realtime/outbox.py calls it
         directly, so that a message fanned out to many sockets makes no coroutine per socket."""
         frame = message.get(FRAME)
-        if frame is None or not self._takes_prepared_frames():
+        # Where uvicorn would write the frame at once, and write these very bytes. The
+        # peer's close (`handle_close`) clears `_plain`; every other way out of the open
+        # state sets `close_sent` or closes the transport. Inline: once per socket per message.
+        if frame is None or not self._plain or self._paused or self.close_sent or self.disconnected \
+                or self.transport.is_closing():
             return False
         pending = self._pending
         if pending is None:
             self._pending = [frame.wire()]
-            _coalescer(self.loop).add(self)
+            self._out.add(self, self._written_at)
         else:
             pending.append(frame.wire())
         return True
@@ -143,6 +182,8 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn reads the handshake's request and response only until it is answered;
             # each socket would hold both, headers and all, for its whole life.
             self.request = self.response = None  # type: ignore[assignment]
+            self._plain = self.initial_response is None and not self.conn.extensions
+            self._out = _coalescer(self.loop)
 
     def write_pending(self) -> None:
         pending = self._pending
@@ -150,14 +191,30 @@ class DeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
             self._pending = None
             if not self._lost and not self.transport.is_closing():
                 self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+                self._written_at = self.loop.time()
 
-    def _takes_prepared_frames(self) -> bool:
-        """Where uvicorn would write the frame at once, and write these very bytes."""
-        return (self.handshake_complete and not self.close_sent and self.initial_response is None
-                and not self.disconnected and self.writable.is_set() and not self.conn.extensions
-                and self.conn.state is State.OPEN and not self.transport.is_closing())
+    def pause_writing(self) -> None:
+        self._paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        super().resume_writing()
+
+    # uvicorn's own writes that close the socket: the frames still held for this socket's
+    # next write go first, or the close would drop them.
+
+    def handle_close(self, event: Any) -> None:
+        self._plain = False
+        self.write_pending()
+        super().handle_close(event)
+
+    def handle_parser_exception(self) -> None:
+        self.write_pending()
+        super().handle_parser_exception()
 
     def keepalive_timeout(self) -> None:
+        self.write_pending()
         super().keepalive_timeout()
         self._abort_if_still_open()
 

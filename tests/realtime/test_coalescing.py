@@ -146,8 +146,89 @@ def test_one_socket_failing_its_write_does_not_keep_the_others_from_theirs() -> 
         coalescer = uvicorn_ws._Coalescer(loop)
         sockets = [Socket(loop, fails=n == 0) for n in range(3)]
         for sock in sockets:
-            coalescer.add(sock)  # type: ignore[arg-type]
+            coalescer.add(sock, float("-inf"))  # type: ignore[arg-type]
         coalescer.flush()
         assert [s.written for s in sockets] == [0, 1, 1] and coalescer.dirty == []
+    finally:
+        loop.close()
+
+
+async def test_a_socket_written_within_the_interval_is_held_and_gets_the_burst_in_one_write(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RT_WS_COALESCE_MS paces each socket on its own: a quiet socket is written at once,
+    also right after another socket's write (the publisher's ack does not hold back the
+    fan-out); one written less than the interval ago is held, and what it is handed
+    meanwhile goes out in one write, in order."""
+    from config import uvicorn_ws
+    from tests.tokens import mint
+
+    settings.RT_WS_COALESCE_MS = 1000  # long enough that no pause of a busy test machine splits the burst
+    stream = "live:paced"
+    writes: dict[int, list[tuple[str, int]]] = {}  # socket -> ("now" | "held", frames) per write
+    held = [False]
+    write_pending, flush_held = DeadlineWebSocketProtocol.write_pending, uvicorn_ws._Coalescer.flush_held
+
+    def counted(self: DeadlineWebSocketProtocol) -> None:
+        if self._pending is not None:
+            writes.setdefault(id(self), []).append(("held" if held[0] else "now", len(self._pending)))
+        write_pending(self)
+
+    def timed(self: uvicorn_ws._Coalescer) -> None:
+        held[0] = True
+        try:
+            flush_held(self)
+        finally:
+            held[0] = False
+
+    monkeypatch.setattr(DeadlineWebSocketProtocol, "write_pending", counted)
+    monkeypatch.setattr(uvicorn_ws._Coalescer, "flush_held", timed)
+    async for url, server in _served():
+        reader = await Client.connect(url, compression=None)
+        await reader.subscribe(stream)
+        publisher = await Client.connect(url + "?token=" + mint(sub="pub", pubs=["live:*"]), compression=None)
+        await asyncio.sleep(1.1)  # both quiet for longer than the interval
+        writes.clear()
+        for n in range(4):
+            await publisher.send({"type": "publish", "stream": stream, "data": n, "id": f"p{n}"})
+        acks = [await publisher.recv() for _ in range(4)]
+        assert [(a["type"], a["id"]) for a in acks] == [("ack", f"p{n}") for n in range(4)], acks
+        got = await reader.messages(stream, 4)
+        assert [(m["data"], m["seq"]) for m in got] == [(n, a["seq"]) for n, a in enumerate(acks)]
+        sockets = {id(c) for c in server.server_state.connections if isinstance(c, DeadlineWebSocketProtocol)}
+        assert set(writes) == sockets and len(sockets) == 2, writes
+        for per_socket in writes.values():
+            # The first of the four (or more, if they came in one turn) went at once, the
+            # rest in one held write.
+            assert len(per_socket) == 2 and per_socket[0][0] == "now" and per_socket[1][0] == "held", writes
+            assert per_socket[0][1] + per_socket[1][1] == 4, writes
+        await reader.close()
+        await publisher.close()
+
+
+def test_no_interval_writes_every_socket_at_the_end_of_the_turn() -> None:
+    """RT_WS_COALESCE_MS=0: nothing is ever held, however recent the last write."""
+    from config import uvicorn_ws
+
+    class Socket:
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop, self.written = loop, 0
+
+        def write_pending(self) -> None:
+            self.written += 1
+
+    loop = asyncio.new_event_loop()
+    try:
+        coalescer = uvicorn_ws._Coalescer(loop, interval=0.0)
+        sock = Socket(loop)
+        coalescer.add(sock, loop.time())  # type: ignore[arg-type]
+        assert coalescer.dirty == [sock] and coalescer.held == []
+        loop.run_until_complete(asyncio.sleep(0))
+        assert sock.written == 1 and coalescer.dirty == []
+        paced = uvicorn_ws._Coalescer(loop, interval=5.0)
+        paced.add(sock, loop.time())  # type: ignore[arg-type]
+        assert paced.held == [sock] and paced.dirty == []
+        paced.add(Socket(loop), float("-inf"))  # type: ignore[arg-type]
+        assert len(paced.dirty) == 1
     finally:
         loop.close()
