@@ -232,3 +232,44 @@ def test_no_interval_writes_every_socket_at_the_end_of_the_turn() -> None:
         assert len(paced.dirty) == 1
     finally:
         loop.close()
+
+
+def test_the_hold_grows_with_the_time_a_big_round_of_writes_takes() -> None:
+    """While writing every socket once takes longer than RT_WS_COALESCE_MS, a socket is
+    held 1.5 rounds (at most 50 ms), so that under a fan-out the process cannot keep up
+    with one write per message each write carries several; a small round (an ack) does
+    not change it, and 0 turns pacing off altogether."""
+    import time
+
+    from config import uvicorn_ws
+
+    class Socket:
+        def __init__(self, loop: asyncio.AbstractEventLoop, takes: float) -> None:
+            self.loop, self.takes = loop, takes
+
+        def write_pending(self) -> None:
+            time.sleep(self.takes)  # at least this long: the bounds below cannot fail by chance
+
+    loop = asyncio.new_event_loop()
+    try:
+        coalescer = uvicorn_ws._Coalescer(loop, interval=0.002)
+        for sock in [Socket(loop, 0.001) for _ in range(uvicorn_ws.BIG_ROUND)]:
+            coalescer.add(sock, float("-inf"))  # type: ignore[arg-type]
+        coalescer.flush()
+        assert coalescer.hold >= 1.5 * uvicorn_ws.BIG_ROUND * 0.001
+        sock = Socket(loop, 0.0)
+        coalescer.add(sock, loop.time() - 0.01)  # type: ignore[arg-type]  # written 10 ms ago: still held
+        assert coalescer.held == [sock]
+        coalescer.flush_held()
+        assert coalescer.hold >= 1.5 * uvicorn_ws.BIG_ROUND * 0.001  # one socket: not a big round
+        for sock in [Socket(loop, 0.004) for _ in range(uvicorn_ws.BIG_ROUND)]:
+            coalescer.add(sock, float("-inf"))  # type: ignore[arg-type]
+        coalescer.flush()
+        assert coalescer.hold == uvicorn_ws.MAX_HOLD
+        off = uvicorn_ws._Coalescer(loop, interval=0.0)
+        for sock in [Socket(loop, 0.001) for _ in range(uvicorn_ws.BIG_ROUND)]:
+            off.add(sock, float("-inf"))  # type: ignore[arg-type]
+        off.flush()
+        assert off.hold == 0.0
+    finally:
+        loop.close()
