@@ -15,15 +15,15 @@ It also writes a frame's prepared bytes (realtime/wire.py: a message's are built
 shared by every socket) as they are, when nothing of this socket changes them: no
 permessage-deflate, open, writable. And it coalesces: the frames one socket is handed in
 one turn of the event loop (a replay, a burst of messages) go out in one `write` at the
-end of that turn, instead of a system call each. Under load it paces: a process that
-wrote its sockets less than `RT_WS_COALESCE_MS` ago (default 2) waits until that much
-has passed, so that every message of a burst joins the same write. The kernel `write`
-is most of what a fan-out costs (bench/README.md), and the reader's `read` too, so a
-busy process pays it once per socket per interval instead of once per message; a quiet
-one (a chat room) still writes at once. The other cases (a full write buffer,
-closing, compression, frames without prepared bytes) first write what is pending, then
-take uvicorn's own path, which encodes the text; so frames keep their order, and the
-outbox bound and the 4000 close work as before.
+end of that turn, instead of a system call each. Under load it paces: a socket written
+less than `RT_WS_COALESCE_MS` ago (default 2; longer while a round of writes to every
+socket takes longer, see `_Coalescer`) is held until that much has passed, so that the
+messages of a burst join one write. The kernel `write` is most of what a fan-out costs
+(bench/README.md), and the reader's `read` too, so a busy socket costs it once per hold
+instead of once per message; a quiet one (a chat, an ack) is still written at once. The
+other cases (a full write buffer, closing, compression, frames without prepared bytes)
+first write what is pending, then take uvicorn's own path, which encodes the text; so
+frames keep their order, and the outbox bound and the 4000 close work as before.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ log = logging.getLogger("realtime.server")
 
 
 #: A round of writes to at least this many sockets says how long the process takes to
-#: write its sockets once (`_Coalescer.round`); fewer (an ack, a reply) say nothing of it.
+#: write its sockets once (`_Coalescer.hold`); fewer (an ack, a reply) say nothing of it.
 BIG_ROUND = 16
-#: While one round of writes takes `round` seconds, a socket is held up to this many
+#: While one such round takes longer than RT_WS_COALESCE_MS, a socket is held this many
 #: rounds, at most `MAX_HOLD` seconds: the busier the process, the more each write carries.
 ROUNDS_HELD = 1.5
 MAX_HOLD = 0.05
