@@ -59,7 +59,7 @@ class _Coalescer:
     passed (`held`, written by one timer), so that under load each socket is written at
     most once per hold however many messages it is handed. The hold is `interval`
     (RT_WS_COALESCE_MS), or 1.5 times the last big round of writes where that is longer,
-    up to 50 ms: 1,000 sockets take about 8 ms to write once here, so a message every 8 ms
+    up to 50 ms, for as long as big rounds keep coming (one at least every two holds): 1,000 sockets take about 8 ms to write once here, so a message every 8 ms
     would otherwise cost a write per socket each, which the process cannot keep up with,
     where two per write it can. It holds its loop weakly, so that the last one used
     (`_last`) does not keep a finished loop alive."""
@@ -68,14 +68,20 @@ class _Coalescer:
         self.loop = weakref.ref(loop)
         self.interval = settings.RT_WS_COALESCE_MS / 1000 if interval is None else interval
         self.hold = self.interval
+        #: loop.time() of the last big round: the longer hold lasts while they keep coming.
+        self.big_at = float("-inf")
         self.dirty: list[DeadlineWebSocketProtocol] = []
         self.held: list[DeadlineWebSocketProtocol] = []
 
     def add(self, protocol: DeadlineWebSocketProtocol, written_at: float) -> None:
         """`protocol` has frames pending; it was last written at `written_at` (loop time)."""
         loop = protocol.loop
-        due = written_at + self.hold
-        if loop.time() < due:
+        now = loop.time()
+        hold = self.hold
+        if now > self.big_at + 2 * hold:  # no big round for two holds: the load has gone
+            hold = self.interval
+        due = written_at + hold
+        if now < due:
             if not self.held:
                 loop.call_at(due, self.flush_held)
             self.held.append(protocol)
@@ -101,6 +107,9 @@ class _Coalescer:
                 log.exception("writing a socket's pending frames failed")
         if len(protocols) >= BIG_ROUND and self.interval:
             self.hold = max(self.interval, min(MAX_HOLD, ROUNDS_HELD * (time.monotonic() - started)))
+            loop = self.loop()
+            if loop is not None:
+                self.big_at = loop.time()
 
 
 #: One per event loop, forgotten with it (tests run many loops in one process).
