@@ -338,10 +338,10 @@ RT_BUCKETS = _env_int("RT_BUCKETS", 1024 if REDIS_CLUSTER_NODES else 16, minimum
 # Seconds a WebSocket close may wait for the peer before the socket is aborted, under
 # uvicorn (config/uvicorn_ws.py) and daphne (config/daphne_server.py) alike.
 RT_WS_CLOSE_TIMEOUT = _env_float("RT_WS_CLOSE_TIMEOUT", 10.0, minimum=0.1)
-# Milliseconds: under uvicorn, a process that wrote its sockets less than this long ago
-# waits until this long has passed before it writes them again, so that the frames of a
-# burst go out in one `write` per socket (config/uvicorn_ws.py); a quiet process writes
-# at once. 0 writes at the end of every turn of the event loop.
+# Milliseconds: under uvicorn, a socket written less than this long ago is held until
+# this long has passed, so that the frames of a burst go out in one `write`; longer while
+# one round of writes to every socket takes longer (config/uvicorn_ws.py). A quiet socket
+# is written at once; 0 writes at the end of every turn of the event loop.
 RT_WS_COALESCE_MS = _env_float("RT_WS_COALESCE_MS", 2.0, minimum=0.0)
 RT_IDEMPOTENCY_TTL = 600
 # Seconds between re-checks of every session socket's rights (realtime/sessions.py);

@@ -59,9 +59,10 @@ class _Coalescer:
     passed (`held`, written by one timer), so that under load each socket is written at
     most once per hold however many messages it is handed. The hold is `interval`
     (RT_WS_COALESCE_MS), or 1.5 times the last big round of writes where that is longer,
-    up to 50 ms, for as long as big rounds keep coming (one at least every two holds): 1,000 sockets take about 8 ms to write once here, so a message every 8 ms
-    would otherwise cost a write per socket each, which the process cannot keep up with,
-    where two per write it can. It holds its loop weakly, so that the last one used
+    up to 50 ms, for as long as big rounds keep coming (one at least every two holds):
+    1,000 sockets take about 8 ms to write once here, so a message every 8 ms would
+    otherwise cost a write per socket each, which the process cannot keep up with, where
+    two per write it can. It holds its loop weakly, so that the last one used
     (`_last`) does not keep a finished loop alive."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval: float | None = None) -> None:

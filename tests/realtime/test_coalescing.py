@@ -280,3 +280,22 @@ def test_the_hold_grows_with_the_time_a_big_round_of_writes_takes() -> None:
         assert off.hold == 0.0
     finally:
         loop.close()
+
+
+async def test_a_frame_held_when_the_peer_closes_is_written_before_the_close_reply(settings: Any) -> None:
+    """The peer's close (uvicorn's `handle_close`) writes what is held for the socket first:
+    the frame handed over just before arrives, then the close."""
+    settings.RT_WS_COALESCE_MS = 1000
+    stream = "live:held-at-close"
+    async for url, _ in _served():
+        reader = await Client.connect(url, compression=None)
+        await reader.subscribe(stream)
+        await asyncio.sleep(1.1)
+        first = await apublish(stream, "first")
+        (got,) = await reader.messages(stream, 1)
+        assert got["seq"] == first.seq
+        held = await apublish(stream, "held")  # within the hold: not written yet
+        await asyncio.sleep(0.2)
+        await reader.ws.close()
+        message = await reader.ws.recv()  # frames that came before the close reply stay readable
+        assert '"data":"held"' in message and f'"seq":{held.seq}' in message, message
